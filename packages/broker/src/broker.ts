@@ -1,0 +1,78 @@
+/**
+ * The cross-node pub/sub seam. The edge talks only to this interface; the in-memory
+ * implementation serves a single node, the Redis one (cluster issue) a cluster.
+ *
+ * Events cross the broker already serialised as the wire `event` frame, so a node
+ * forwards them to its sockets without parsing them again.
+ */
+
+export interface BrokerEvent {
+  readonly channel: string;
+  /** Per channel, cluster-wide, rising by exactly 1 per event. */
+  readonly seq: number;
+  /** The complete `{"type":"event",...}` frame, ready to send. */
+  readonly frame: string;
+  /** When it was published (ms since the epoch), for the delivery-latency histogram. */
+  readonly publishedAt: number;
+}
+
+export interface PublishRequest {
+  readonly channel: string;
+  readonly event: string;
+  /** The event's `data`, already JSON. */
+  readonly dataJson: string;
+}
+
+export interface ChannelPosition {
+  /** The channel's latest seq; 0 before its first event. */
+  readonly seq: number;
+  /** Changes whenever the channel's history is reset (expired, flushed); seqs restart then. */
+  readonly epoch: string;
+}
+
+export interface HistoryPage extends ChannelPosition {
+  /** Every retained event with seq > since, oldest first. */
+  readonly events: readonly BrokerEvent[];
+  /** False when events after `since` were no longer retained (or `since` is from another epoch). */
+  readonly recovered: boolean;
+}
+
+export interface BrokerHealth {
+  readonly healthy: boolean;
+  readonly status: 'ok' | 'disabled' | 'down';
+  readonly latencyMs: number | null;
+}
+
+export type BrokerListener = (event: BrokerEvent) => void;
+
+export interface Broker {
+  readonly kind: 'memory' | 'redis';
+  /** The one sink for events of channels this node is subscribed to. */
+  setListener(listener: BrokerListener): void;
+  /** Assigns the next seq, stores the event in history and fans it out to every interested node. */
+  publish(request: PublishRequest): Promise<BrokerEvent>;
+  /** Reference-counted: the node receives the channel while at least one local subscriber wants it. */
+  subscribe(channel: string): Promise<void>;
+  unsubscribe(channel: string): void;
+  position(channel: string): Promise<ChannelPosition>;
+  history(channel: string, since: number): Promise<HistoryPage>;
+  health(): BrokerHealth;
+  /** Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface BrokerOptions {
+  /**
+   * Events kept per channel for `since` replay and session resume.
+   * @default 1000
+   */
+  historySize?: number;
+  /**
+   * Seconds a channel's history lives after its last event.
+   * @default 3600
+   */
+  historyTtlS?: number;
+}
+
+export const DEFAULT_HISTORY_SIZE = 1000;
+export const DEFAULT_HISTORY_TTL_S = 3600;

@@ -1,0 +1,2 @@
+export { ConfigError, loadSettings, readConfigFile, describeSettings, int, num, bool, str, oneOf, list } from './settings.js';
+export type { Setting, SettingsSpec, SettingsOf, SettingsSources } from './settings.js';

@@ -1,0 +1,173 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { SignJWT, createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { EdgeConfig } from './config.js';
+import { AuthError } from './errors.js';
+
+/** PROTOCOL.md §2: leeway for clock skew between issuer and node. */
+export const CLOCK_TOLERANCE_S = 30;
+const MAX_CLAIM_ITEMS = 1000;
+const JWKS_CACHE_MAX_AGE_MS = 10 * 60 * 1000;
+const JWKS_TIMEOUT_MS = 5000;
+
+const RSA_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
+const ASYMMETRIC_ALGS = [...RSA_ALGS, 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+
+export interface Claims {
+  readonly sub: string;
+  /** Expiry, seconds since the epoch. */
+  readonly exp: number;
+  readonly permissions: readonly string[];
+  readonly channels: readonly string[];
+  readonly publish: readonly string[];
+}
+
+export interface TokenVerifier {
+  verify(token: string): Promise<Claims>;
+}
+
+type KeyConfig = Pick<EdgeConfig, 'jwtSecret' | 'jwtPublicKey' | 'jwksUrl' | 'jwtIssuer' | 'jwtAudience' | 'jwksCooldownMs'>;
+
+/** Builds the verifier for whichever key the node was configured with (exactly one). */
+export function createVerifier(config: KeyConfig): TokenVerifier {
+  let key: Uint8Array | KeyObject | JWTVerifyGetKey;
+  let algorithms: string[];
+  if (config.jwtSecret !== undefined) {
+    key = new TextEncoder().encode(config.jwtSecret);
+    // Only HS256: a token signed with anything else, or `none`, is refused before its signature is looked at.
+    algorithms = ['HS256'];
+  } else if (config.jwtPublicKey !== undefined) {
+    const publicKey = loadPublicKey(config.jwtPublicKey);
+    key = publicKey;
+    algorithms = algorithmsFor(publicKey);
+  } else if (config.jwksUrl !== undefined) {
+    key = createRemoteJWKSet(new URL(config.jwksUrl), {
+      cooldownDuration: config.jwksCooldownMs,
+      cacheMaxAge: JWKS_CACHE_MAX_AGE_MS,
+      timeoutDuration: JWKS_TIMEOUT_MS,
+    });
+    algorithms = ASYMMETRIC_ALGS;
+  } else {
+    throw new Error('createVerifier needs a key');
+  }
+  const options = {
+    algorithms,
+    clockTolerance: CLOCK_TOLERANCE_S,
+    requiredClaims: ['exp', 'sub'],
+    ...(config.jwtIssuer !== undefined && { issuer: config.jwtIssuer }),
+    ...(config.jwtAudience !== undefined && { audience: config.jwtAudience }),
+  };
+  return {
+    async verify(token: string): Promise<Claims> {
+      if (token.length === 0) throw new AuthError('token_missing', 'no token');
+      let payload: JWTPayload;
+      try {
+        // The overloads differ only in the key's type; both paths verify identically.
+        payload =
+          typeof key === 'function'
+            ? (await jwtVerify(token, key, options)).payload
+            : (await jwtVerify(token, key, options)).payload;
+      } catch (err) {
+        throw toAuthError(err);
+      }
+      return readClaims(payload);
+    },
+  };
+}
+
+function loadPublicKey(value: string): KeyObject {
+  let pem = value.includes('-----BEGIN') ? value : existsSync(value) ? readFileSync(value, 'utf8') : value;
+  // Environment variables often carry PEMs with literal "\n".
+  pem = pem.replace(/\\n/g, '\n');
+  try {
+    const key = createPublicKey(pem);
+    algorithmsFor(key);
+    return key;
+  } catch (err) {
+    throw new AuthError('key_unavailable', `JWT_PUBLIC_KEY is not a usable PEM public key: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function algorithmsFor(key: KeyObject): string[] {
+  switch (key.asymmetricKeyType) {
+    case 'rsa':
+    case 'rsa-pss':
+      return RSA_ALGS;
+    case 'ec': {
+      const curve = key.asymmetricKeyDetails?.namedCurve;
+      if (curve === 'prime256v1' || curve === 'P-256') return ['ES256'];
+      if (curve === 'secp384r1' || curve === 'P-384') return ['ES384'];
+      if (curve === 'secp521r1' || curve === 'P-521') return ['ES512'];
+      throw new Error(`unsupported EC curve ${curve}`);
+    }
+    case 'ed25519':
+      return ['EdDSA', 'Ed25519'];
+    default:
+      throw new Error(`unsupported key type ${key.asymmetricKeyType}`);
+  }
+}
+
+function stringArray(payload: JWTPayload, claim: string): readonly string[] {
+  const value = payload[claim];
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value) || value.length > MAX_CLAIM_ITEMS || !value.every((v) => typeof v === 'string')) {
+    throw new AuthError('bad_claims', `claim "${claim}" must be an array of strings`);
+  }
+  return value as string[];
+}
+
+function readClaims(payload: JWTPayload): Claims {
+  const { sub, exp } = payload;
+  if (typeof sub !== 'string' || sub.length === 0 || sub.length > 200) {
+    throw new AuthError('bad_claims', 'claim "sub" must be a non-empty string');
+  }
+  if (typeof exp !== 'number') throw new AuthError('bad_claims', 'claim "exp" must be a number');
+  return {
+    sub,
+    exp,
+    permissions: stringArray(payload, 'permissions'),
+    channels: stringArray(payload, 'channels'),
+    publish: stringArray(payload, 'publish'),
+  };
+}
+
+function toAuthError(err: unknown): AuthError {
+  if (err instanceof AuthError) return err;
+  if (err instanceof joseErrors.JWTExpired) return new AuthError('token_expired', 'token expired', { cause: err });
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    if (err.claim === 'nbf') return new AuthError('token_not_yet_valid', 'token not yet valid (nbf)', { cause: err });
+    return new AuthError('bad_claims', `claim "${err.claim}" rejected: ${err.reason}`, { cause: err });
+  }
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return new AuthError('bad_algorithm', 'token algorithm not allowed', { cause: err });
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return new AuthError('bad_signature', 'signature verification failed', { cause: err });
+  if (err instanceof joseErrors.JWKSNoMatchingKey) return new AuthError('unknown_key', 'no key in the key set matches the token', { cause: err });
+  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid) {
+    return new AuthError('key_unavailable', 'key set unavailable', { cause: err });
+  }
+  if (err instanceof joseErrors.JOSEError) return new AuthError('token_malformed', `token rejected: ${err.code}`, { cause: err });
+  return new AuthError('key_unavailable', `token could not be verified: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+}
+
+export interface MintOptions {
+  sub: string;
+  permissions?: readonly string[];
+  channels?: readonly string[];
+  publish?: readonly string[];
+  ttlS: number;
+  issuer?: string;
+  audience?: string;
+}
+
+/** Signs an HS256 token: for `switchyard token`, `switchyard dev` and `POST /auth/token`. */
+export async function mintToken(secret: string, options: MintOptions): Promise<{ token: string; expiresAt: number }> {
+  const now = Math.floor(Date.now() / 1000);
+  const expiresAt = now + options.ttlS;
+  const claims: JWTPayload = {};
+  if (options.permissions !== undefined) claims['permissions'] = [...options.permissions];
+  if (options.channels !== undefined) claims['channels'] = [...options.channels];
+  if (options.publish !== undefined) claims['publish'] = [...options.publish];
+  let jwt = new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setSubject(options.sub).setIssuedAt(now).setExpirationTime(expiresAt);
+  if (options.issuer !== undefined) jwt = jwt.setIssuer(options.issuer);
+  if (options.audience !== undefined) jwt = jwt.setAudience(options.audience);
+  return { token: await jwt.sign(new TextEncoder().encode(secret)), expiresAt };
+}

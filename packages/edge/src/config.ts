@@ -1,0 +1,82 @@
+import { hostname } from 'node:os';
+import { ConfigError, bool, int, list, loadSettings, oneOf, str, type SettingsOf, type SettingsSources } from '@switchyard/config';
+
+const MIN_SECRET_BYTES = 32;
+
+/** Every edge setting, its default and its meaning: the one place defaults live. */
+export const edgeSettings = {
+  port: int('PORT', 8765, 'TCP port for WebSocket and HTTP', { min: 0, max: 65535 }),
+  host: str('HOST', '0.0.0.0', 'address to listen on'),
+  workerId: str('WORKER_ID', undefined, 'this node’s id in the cluster (Kubernetes: the pod name)'),
+  logLevel: oneOf('LOG_LEVEL', 'info', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], 'pino log level'),
+
+  jwtSecret: str('JWT_SECRET', undefined, 'HS256 secret, at least 32 bytes', (v) =>
+    Buffer.byteLength(v) < MIN_SECRET_BYTES ? `must be at least ${MIN_SECRET_BYTES} bytes, got ${Buffer.byteLength(v)}` : undefined,
+  ),
+  jwtPublicKey: str('JWT_PUBLIC_KEY', undefined, 'PEM public key (RS256, ES256 or EdDSA), or a path to one'),
+  jwksUrl: str('JWKS_URL', undefined, 'URL of a JSON Web Key Set, cached and refetched on an unknown `kid`', (v) =>
+    /^https?:\/\//.test(v) ? undefined : 'must be an http(s) URL',
+  ),
+  jwtIssuer: str('JWT_ISSUER', undefined, 'required `iss` when set'),
+  jwtAudience: str('JWT_AUDIENCE', undefined, 'required `aud` when set'),
+  jwksCooldownMs: int('JWKS_COOLDOWN_MS', 1000, 'least time between two JWKS refetches for unknown `kid`s', { min: 0 }),
+  authTimeoutMs: int('AUTH_TIMEOUT_MS', 10_000, 'time allowed for the first-frame `auth`', { min: 1 }),
+
+  maxMessageBytes: int('MAX_MESSAGE_BYTES', 65_536, 'largest accepted client frame (bigger: `too_large`, close 1009)', { min: 64 }),
+  maxConnectionsPerUser: int('MAX_CONNECTIONS_PER_USER', 5, 'connections one `sub` may hold (next: close 4009)', { min: 1 }),
+  maxTotalConnections: int('MAX_TOTAL_CONNECTIONS', 100_000, 'connections per node (next upgrade: HTTP 503)', { min: 1 }),
+  maxSubscriptionsPerConnection: int('MAX_SUBSCRIPTIONS_PER_CONNECTION', 100, 'channels one connection may subscribe to', { min: 1 }),
+  rateLimitPerS: int('RATE_LIMIT_PER_S', 50, 'frames per second a connection may send, sustained', { min: 1 }),
+  rateLimitBurst: int('RATE_LIMIT_BURST', 100, 'frames a connection may send in a burst (past it: close 4008)', { min: 1 }),
+  maxBackpressureBytes: int('MAX_BACKPRESSURE_BYTES', 1_048_576, 'bytes buffered for a slow client before it is closed 4010', { min: 1024 }),
+  backpressureCheckMs: int('BACKPRESSURE_CHECK_MS', 250, 'how often buffered amounts are checked', { min: 10 }),
+  pingIntervalS: int('PING_INTERVAL_S', 25, 'seconds between server pings', { min: 1 }),
+  idleTimeoutS: int('IDLE_TIMEOUT_S', 60, 'seconds without any frame from a client before it is dropped', { min: 2 }),
+  allowedOrigins: list('ALLOWED_ORIGINS', 'comma list of allowed `Origin`s; unset allows any'),
+  drainTimeoutMs: int('DRAIN_TIMEOUT_MS', 30_000, 'longest a SIGTERM drain may take before exit', { min: 0 }),
+
+  historySize: int('HISTORY_SIZE', 1000, 'events kept per channel for `since` and resume', { min: 0 }),
+  historyTtlS: int('HISTORY_TTL_S', 3600, 'seconds a channel’s history lives after its last event', { min: 1 }),
+  sessionTtlS: int('WEBSOCKET_SESSION_TTL', 3600, 'seconds a session outlives its connection', { min: 1 }),
+
+  broadcastApiKey: str('BROADCAST_API_KEY', undefined, 'bearer key for `POST /broadcast`'),
+  adminApiKey: str('ADMIN_API_KEY', undefined, 'bearer key for `POST /auth/token`'),
+  devTokens: bool('DEV_TOKENS', false, 'let anyone mint tokens at `POST /auth/token` (development only)'),
+  maxTokenTtlS: int('MAX_TOKEN_TTL_S', 86_400, 'longest `ttl_s` that `POST /auth/token` grants', { min: 1 }),
+
+  redisUrl: str('REDIS_URL', undefined, 'Redis for the cluster; unset: this node runs alone in memory'),
+  redisClusterNodes: list('REDIS_CLUSTER_NODES', 'Redis Cluster seed nodes, `host:port,...`'),
+} as const;
+
+export type EdgeSettings = SettingsOf<typeof edgeSettings>;
+
+/** Settings after cross-field checks, with derived values filled in. */
+export interface EdgeConfig extends Omit<EdgeSettings, 'workerId'> {
+  workerId: string;
+}
+
+export function defaultWorkerId(): string {
+  return `${hostname()}-${process.pid}`;
+}
+
+/**
+ * Parses the environment (and an optional `--config` file) once, at start-up.
+ * Any bad value throws a ConfigError naming the setting.
+ */
+export function loadEdgeConfig(sources: SettingsSources = {}, overrides: Partial<EdgeSettings> = {}): EdgeConfig {
+  const settings = { ...loadSettings(edgeSettings, sources), ...overrides };
+  const keys = [settings.jwtSecret, settings.jwtPublicKey, settings.jwksUrl].filter((k) => k !== undefined);
+  if (keys.length === 0) {
+    throw new ConfigError('JWT_SECRET', 'is required (or JWT_PUBLIC_KEY, or JWKS_URL): without a key no client can authenticate');
+  }
+  if (keys.length > 1) {
+    throw new ConfigError('JWT_SECRET', 'conflicts: set exactly one of JWT_SECRET, JWT_PUBLIC_KEY, JWKS_URL');
+  }
+  if (settings.rateLimitBurst < settings.rateLimitPerS) {
+    throw new ConfigError('RATE_LIMIT_BURST', `must be at least RATE_LIMIT_PER_S (${settings.rateLimitPerS})`);
+  }
+  if (settings.idleTimeoutS <= settings.pingIntervalS) {
+    throw new ConfigError('IDLE_TIMEOUT_S', `must be greater than PING_INTERVAL_S (${settings.pingIntervalS})`);
+  }
+  return { ...settings, workerId: settings.workerId ?? defaultWorkerId() };
+}

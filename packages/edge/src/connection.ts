@@ -1,0 +1,91 @@
+import { randomBytes } from 'node:crypto';
+import type { BrokerEvent } from '@switchyard/broker';
+import type { Claims } from './auth.js';
+import type { SessionRecord } from './sessions.js';
+import type { WebSocket } from './uws.js';
+
+export type ConnState = 'pending' | 'authenticating' | 'ready' | 'closed';
+
+/** Events that arrive for a channel while a subscribe is fetching its position or history. */
+export interface JoinState {
+  readonly buffer: BrokerEvent[];
+  overflowed: boolean;
+}
+
+/** The uWS per-socket user data. uWS copies its properties onto the socket, so keep it to one reference. */
+export interface SocketData {
+  conn: Connection;
+}
+
+export function newConnectionId(): string {
+  return `c_${randomBytes(9).toString('base64url')}`;
+}
+
+/**
+ * Everything the edge knows about one WebSocket. uWS sockets must not be touched after
+ * close, so every asynchronous continuation checks `state !== 'closed'` before using `ws`.
+ */
+export class Connection {
+  readonly id = newConnectionId();
+  readonly openedAt = Date.now();
+  ws: WebSocket<SocketData> | undefined;
+  state: ConnState = 'pending';
+  claims: Claims | undefined;
+  session: SessionRecord | undefined;
+  /** Channels delivered live through the uWS topic. */
+  readonly subscriptions = new Set<string>();
+  /** Channels between subscribe request and joining the topic. */
+  readonly joining = new Map<string, JoinState>();
+  /** Frames that arrive while a first-frame `auth` is being verified, replayed after it. */
+  readonly queued: string[] = [];
+  authTimer: NodeJS.Timeout | undefined;
+  expiryTimer: NodeJS.Timeout | undefined;
+  tokens: number;
+  lastRefill = Date.now();
+  lastSeen = Date.now();
+
+  constructor(
+    readonly ip: string,
+    burst: number,
+    /** Claims from a token verified at upgrade. */
+    readonly upgradeClaims?: Claims,
+  ) {
+    this.tokens = burst;
+  }
+
+  get userId(): string {
+    return this.claims?.sub ?? '';
+  }
+
+  get open(): boolean {
+    return this.state !== 'closed' && this.ws !== undefined;
+  }
+
+  /** Token bucket: RATE_LIMIT_PER_S refill, RATE_LIMIT_BURST capacity. */
+  take(now: number, perS: number, burst: number): boolean {
+    const elapsed = now - this.lastRefill;
+    if (elapsed > 0) {
+      this.tokens = Math.min(burst, this.tokens + (elapsed * perS) / 1000);
+      this.lastRefill = now;
+    }
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  send(frame: string): void {
+    if (this.state !== 'closed') this.ws?.send(frame, false, false);
+  }
+
+  end(code: number, reason: string): void {
+    if (this.state === 'closed' || this.ws === undefined) return;
+    this.ws.end(code, reason);
+  }
+
+  clearTimers(): void {
+    clearTimeout(this.authTimer);
+    clearTimeout(this.expiryTimer);
+    this.authTimer = undefined;
+    this.expiryTimer = undefined;
+  }
+}

@@ -1,0 +1,152 @@
+import type { HttpRequest, HttpResponse } from './uws.js';
+
+/** What a route answers; written in one corked call so headers and body leave together. */
+export interface HttpReply {
+  status: number;
+  body: unknown;
+  contentType?: string;
+  headers?: Readonly<Record<string, string>>;
+}
+
+export interface RequestInfo {
+  method: string;
+  url: string;
+  query: string;
+  authorization: string;
+  origin: string;
+  contentType: string;
+  /** Only for POST/PUT/PATCH routes registered with a body limit. */
+  body?: Buffer;
+}
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  200: 'OK',
+  202: 'Accepted',
+  204: 'No Content',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  501: 'Not Implemented',
+  503: 'Service Unavailable',
+};
+
+export function statusLine(status: number): string {
+  return `${status} ${STATUS_TEXT[status] ?? ''}`.trimEnd();
+}
+
+/** Writes a reply; must run inside `res.cork` when called asynchronously. */
+export function writeReply(res: HttpResponse, reply: HttpReply, common: readonly (readonly [string, string])[]): void {
+  res.writeStatus(statusLine(reply.status));
+  for (const [k, v] of common) res.writeHeader(k, v);
+  if (reply.headers !== undefined) for (const [k, v] of Object.entries(reply.headers)) res.writeHeader(k, v);
+  if (reply.status === 204) {
+    res.endWithoutBody();
+    return;
+  }
+  const isText = typeof reply.body === 'string';
+  res.writeHeader('Content-Type', reply.contentType ?? (isText ? 'text/plain; charset=utf-8' : 'application/json'));
+  res.end(isText ? (reply.body as string) : JSON.stringify(reply.body));
+}
+
+export function errorReply(err: unknown): HttpReply {
+  if (err instanceof HttpError) return { status: err.status, body: { error: err.message, code: err.code } };
+  return { status: 500, body: { error: 'internal error', code: 'internal' } };
+}
+
+/**
+ * Reads the request into a Buffer, refusing it as soon as it passes `limit` so a large
+ * upload costs at most `limit` bytes of memory.
+ */
+function readBody(res: HttpResponse, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    res.onData((chunk, isLast) => {
+      if (failed) return;
+      size += chunk.byteLength;
+      if (size > limit) {
+        failed = true;
+        reject(new HttpError(413, 'too_large', `body larger than ${limit} bytes`));
+        return;
+      }
+      // uWS reuses the chunk's memory after this callback: copy it.
+      chunks.push(Buffer.from(new Uint8Array(chunk).slice()));
+      if (isLast) resolve(Buffer.concat(chunks));
+    });
+  });
+}
+
+export type Handler = (info: RequestInfo) => HttpReply | Promise<HttpReply>;
+
+/**
+ * Adapts an async handler to uWS: captures what it needs from `req` synchronously (uWS
+ * invalidates it on return), tracks abort, and writes the reply corked.
+ */
+export function route(
+  handler: Handler,
+  common: () => readonly (readonly [string, string])[],
+  bodyLimit?: number,
+): (res: HttpResponse, req: HttpRequest) => void {
+  return (res, req) => {
+    const info: RequestInfo = {
+      method: req.getMethod(),
+      url: req.getUrl(),
+      query: req.getQuery() ?? '',
+      authorization: req.getHeader('authorization'),
+      origin: req.getHeader('origin'),
+      contentType: req.getHeader('content-type'),
+    };
+    let aborted = false;
+    res.onAborted(() => {
+      aborted = true;
+    });
+    const finish = (reply: HttpReply) => {
+      if (aborted) return;
+      res.cork(() => writeReply(res, reply, common()));
+    };
+    const body = bodyLimit === undefined ? Promise.resolve(undefined) : readBody(res, bodyLimit);
+    body
+      .then((buf) => {
+        if (buf !== undefined) info.body = buf;
+        return handler(info);
+      })
+      .then(finish, (err: unknown) => finish(errorReply(err)));
+  };
+}
+
+export function parseJsonBody(info: RequestInfo): Record<string, unknown> {
+  const text = info.body?.toString('utf8') ?? '';
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new HttpError(400, 'bad_json', 'body is not valid JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new HttpError(400, 'bad_frame', 'body must be a JSON object');
+  }
+  return value as Record<string, unknown>;
+}
+
+export function bearer(authorization: string): string | undefined {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+  return match?.[1];
+}

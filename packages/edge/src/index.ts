@@ -1,0 +1,13 @@
+export { EdgeNode } from './node.js';
+export type { EdgeDeps, JobAccess, ClusterView } from './node.js';
+export { edgeSettings, loadEdgeConfig, defaultWorkerId } from './config.js';
+export type { EdgeConfig, EdgeSettings } from './config.js';
+export { createVerifier, mintToken, CLOCK_TOLERANCE_S } from './auth.js';
+export type { Claims, TokenVerifier, MintOptions } from './auth.js';
+export { canSubscribe, canPublish } from './permissions.js';
+export { MemorySessionStore, newSessionId } from './sessions.js';
+export type { SessionStore, SessionRecord, SessionPosition } from './sessions.js';
+export { SwitchyardError, AuthError, UwsFallbackError } from './errors.js';
+export type { AuthFailure } from './errors.js';
+export { EdgeMetrics } from './metrics.js';
+export { loadUws, isNative } from './uws.js';

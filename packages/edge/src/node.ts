@@ -1,0 +1,932 @@
+import { timingSafeEqual } from 'node:crypto';
+import { MemoryBroker, type Broker, type BrokerEvent } from '@switchyard/broker';
+import {
+  CloseCode,
+  ErrorCode,
+  encodeError,
+  encodeFrame,
+  isValidChannel,
+  jobChannel,
+  parseClientFrame,
+  type ClientFrame,
+  type Json,
+  type Ref,
+  type ServerFrame,
+} from '@switchyard/protocol';
+import { pino, type Logger } from 'pino';
+import { createVerifier, mintToken, type Claims, type TokenVerifier } from './auth.js';
+import type { EdgeConfig } from './config.js';
+import { Connection, type SocketData } from './connection.js';
+import { AuthError } from './errors.js';
+import { HttpError, bearer, parseJsonBody, route, writeReply, type HttpReply, type RequestInfo } from './http.js';
+import { EdgeMetrics } from './metrics.js';
+import { canPublish, canSubscribe } from './permissions.js';
+import { MemorySessionStore, newSessionId, type SessionRecord, type SessionStore } from './sessions.js';
+import { loadUws, type HttpRequest, type HttpResponse, type TemplatedApp, type WebSocket, type us_listen_socket, type us_socket_context_t, type WebSocketBehavior } from './uws.js';
+
+/** Frames a client may send while its first-frame `auth` is being verified. */
+const MAX_QUEUED_DURING_AUTH = 32;
+/** Live events buffered per joining subscription before it gives up on exact recovery. */
+const MAX_JOIN_BUFFER = 10_000;
+/** setTimeout's ceiling; longer token lifetimes are re-armed. */
+const MAX_TIMER_MS = 2_147_483_647;
+/** After the last client has gone, how long a draining node keeps answering /ready with 503. */
+const DRAIN_LINGER_MS = 1000;
+const MAX_RECONNECT_JITTER_MS = 2000;
+/** Close code for a connection whose session was resumed by a newer connection (extension). */
+const SESSION_TAKEN_OVER = 4011;
+
+/** Who may subscribe to `job:<id>` and cancel it; the jobs issue fills this in. */
+export interface JobAccess {
+  ownerOf(jobId: string): Promise<string | undefined>;
+  cancel?(jobId: string, byUser: string): Promise<'cancelled' | 'not_found' | 'forbidden' | 'finished'>;
+}
+
+/** Cluster-wide figures for headers, /health and /stats. A lone node is its own cluster. */
+export interface ClusterView {
+  totalSessions(): number;
+  totalWorkers(): number;
+}
+
+export interface EdgeDeps {
+  broker?: Broker;
+  sessions?: SessionStore;
+  logger?: Logger;
+  jobs?: JobAccess;
+  cluster?: ClusterView;
+}
+
+type Lifecycle = 'new' | 'starting' | 'serving' | 'draining' | 'stopped';
+
+/**
+ * One edge node: WebSocket and HTTP on one uWS app. Data flows one way: socket → protocol
+ * (parse) → this class (auth, limits, routing) → broker → back out through uWS topics.
+ */
+export class EdgeNode {
+  readonly config: EdgeConfig;
+  readonly broker: Broker;
+  readonly sessions: SessionStore;
+  readonly metrics: EdgeMetrics;
+  readonly log: Logger;
+  readonly #jobs: JobAccess | undefined;
+  readonly #cluster: ClusterView;
+  readonly #verifier: TokenVerifier;
+  readonly #conns = new Set<Connection>();
+  readonly #byId = new Map<string, Connection>();
+  readonly #byUser = new Map<string, Set<Connection>>();
+  readonly #bySession = new Map<string, Connection>();
+  /** Connections joining a channel, to receive events that arrive meanwhile. */
+  readonly #joiners = new Map<string, Set<Connection>>();
+  /** Latest seq seen per channel with local subscribers: where a closing session stood. */
+  readonly #channelSeq = new Map<string, { seq: number; epoch: string }>();
+  #app: TemplatedApp | undefined;
+  #listenSocket: us_listen_socket | undefined;
+  #port = 0;
+  #upgrading = 0;
+  #state: Lifecycle = 'new';
+  #pingTimer: NodeJS.Timeout | undefined;
+  #pressureTimer: NodeJS.Timeout | undefined;
+  #stopping: Promise<void> | undefined;
+  #draining: Promise<void> | undefined;
+  readonly #startedAt = Date.now();
+
+  constructor(config: EdgeConfig, deps: EdgeDeps = {}) {
+    this.config = config;
+    this.log = deps.logger ?? pino({ level: config.logLevel, base: { worker_id: config.workerId } });
+    this.broker = deps.broker ?? new MemoryBroker({ historySize: config.historySize, historyTtlS: config.historyTtlS });
+    this.sessions = deps.sessions ?? new MemorySessionStore(config.sessionTtlS);
+    this.#jobs = deps.jobs;
+    this.#cluster = deps.cluster ?? { totalSessions: () => this.sessions.count(), totalWorkers: () => 1 };
+    this.metrics = new EdgeMetrics(config.workerId);
+    this.#verifier = createVerifier(config);
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  get connectionCount(): number {
+    return this.#conns.size;
+  }
+
+  get lifecycle(): Lifecycle {
+    return this.#state;
+  }
+
+  async start(): Promise<number> {
+    if (this.#state !== 'new') throw new Error(`cannot start a node that is ${this.#state}`);
+    this.#state = 'starting';
+    const uws = loadUws();
+    const c = this.config;
+    const behavior: WebSocketBehavior<SocketData> = {
+      // uWS hard-closes (1006) past maxPayloadLength without a word; set it above our own
+      // limit so an oversize frame reaches us and gets `too_large` + 1009 as the contract says.
+      maxPayloadLength: Math.max(c.maxMessageBytes * 4, 1 << 20),
+      // We close slow consumers ourselves with 4010 at MAX_BACKPRESSURE_BYTES; uWS's own cap
+      // sits above it and only ever fires for a burst between two checks, closing rather than
+      // silently dropping.
+      maxBackpressure: c.maxBackpressureBytes * 4,
+      closeOnBackpressureLimit: 1,
+      idleTimeout: c.idleTimeoutS + 8,
+      sendPingsAutomatically: false,
+      compression: 0,
+      upgrade: (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => this.#onUpgrade(res, req, context),
+      open: (ws: WebSocket<SocketData>) => this.#onOpen(ws),
+      message: (ws: WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean) => this.#onMessage(ws, message, isBinary),
+      pong: (ws: WebSocket<SocketData>) => {
+        ws.getUserData().conn.lastSeen = Date.now();
+      },
+      close: (ws: WebSocket<SocketData>, code: number) => this.#onClose(ws, code),
+    };
+    const app = uws.App();
+    app.ws<SocketData>('/ws', behavior).ws<SocketData>('/', behavior);
+    this.#routes(app);
+    this.#app = app;
+    this.broker.setListener((event) => this.#deliver(event));
+
+    await new Promise<void>((resolve, reject) => {
+      app.listen(c.host, c.port, (socket) => {
+        if (socket === false) {
+          reject(new Error(`cannot listen on ${c.host}:${c.port} (in use, or not permitted)`));
+          return;
+        }
+        this.#listenSocket = socket;
+        this.#port = uws.us_socket_local_port(socket);
+        resolve();
+      });
+    });
+    this.#pingTimer = setInterval(() => this.#pingSweep(), c.pingIntervalS * 1000);
+    this.#pressureTimer = setInterval(() => this.#pressureSweep(), c.backpressureCheckMs);
+    this.#state = 'serving';
+    this.log.info({ port: this.#port, host: c.host, broker: this.broker.kind }, 'edge listening');
+    return this.#port;
+  }
+
+  // ───────────────────────────── upgrade and auth ─────────────────────────────
+
+  #onUpgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
+    const key = req.getHeader('sec-websocket-key');
+    const protocols = req.getHeader('sec-websocket-protocol');
+    const extensions = req.getHeader('sec-websocket-extensions');
+    const origin = req.getHeader('origin');
+    const token = bearer(req.getHeader('authorization')) ?? (req.getQuery('token') || undefined);
+    const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
+    const protocol = protocols.split(',')[0]?.trim() ?? '';
+
+    const refuse = (status: number, code: string, error: string) =>
+      writeReply(res, { status, body: { error, code } }, this.#commonHeaders());
+    if (this.#state !== 'serving') return refuse(503, 'draining', 'node is not accepting connections');
+    if (!this.#originAllowed(origin)) return refuse(403, ErrorCode.Forbidden, 'origin not allowed');
+    if (this.#conns.size + this.#upgrading >= this.config.maxTotalConnections) {
+      return refuse(503, ErrorCode.TooManyConnections, 'node is at MAX_TOTAL_CONNECTIONS');
+    }
+    const upgrade = (claims?: Claims) => {
+      const data: SocketData = { conn: new Connection(ip, this.config.rateLimitBurst, claims) };
+      res.upgrade(data, key, protocol, extensions, context);
+    };
+    if (token === undefined) return upgrade();
+
+    // Verification is asynchronous (JWKS may fetch): hold the upgrade until it is done.
+    let aborted = false;
+    res.onAborted(() => {
+      aborted = true;
+    });
+    this.#upgrading++;
+    this.#verifier.verify(token).then(
+      (claims) => {
+        this.#upgrading--;
+        if (aborted) return;
+        if (this.#state !== 'serving') return res.cork(() => refuse(503, 'draining', 'node is not accepting connections'));
+        res.cork(() => upgrade(claims));
+      },
+      (err: unknown) => {
+        this.#upgrading--;
+        if (aborted) return;
+        const reason = err instanceof AuthError ? err.reason : 'token_malformed';
+        const message = err instanceof AuthError ? err.message : 'token rejected';
+        this.log.debug({ reason, ip }, 'upgrade refused: bad token');
+        res.cork(() => refuse(401, reason, message));
+      },
+    );
+  }
+
+  #originAllowed(origin: string): boolean {
+    const allowed = this.config.allowedOrigins;
+    if (allowed === undefined) return true;
+    return origin !== '' && allowed.includes(origin);
+  }
+
+  #onOpen(ws: WebSocket<SocketData>): void {
+    const conn = ws.getUserData().conn;
+    conn.ws = ws;
+    this.#conns.add(conn);
+    this.#byId.set(conn.id, conn);
+    this.metrics.setConnections(this.#conns.size);
+    if (this.#state !== 'serving') {
+      conn.end(CloseCode.Restart, 'draining');
+      return;
+    }
+    if (conn.upgradeClaims !== undefined) {
+      conn.state = 'authenticating';
+      void this.#completeAuth(conn, conn.upgradeClaims, undefined, undefined);
+      return;
+    }
+    conn.authTimer = setTimeout(() => {
+      if (conn.state === 'pending' || conn.state === 'authenticating') this.#authFail(conn, 'auth_timeout', 'no auth frame within AUTH_TIMEOUT_MS');
+    }, this.config.authTimeoutMs);
+  }
+
+  #authFail(conn: Connection, code: string, error: string, closeCode: number = CloseCode.AuthFailed): void {
+    conn.send(encodeFrame({ type: 'auth_error', error, code }));
+    this.metrics.count('auth_error', 'out');
+    conn.end(closeCode, code);
+  }
+
+  async #onAuthFrame(conn: Connection, token: string, sessionId: string | undefined, ref: Ref | undefined): Promise<void> {
+    const refreshing = conn.state === 'ready';
+    if (!refreshing) conn.state = 'authenticating';
+    let claims: Claims;
+    try {
+      claims = await this.#verifier.verify(token);
+    } catch (err) {
+      if (!conn.open) return;
+      const reason = err instanceof AuthError ? err.reason : 'token_malformed';
+      const message = err instanceof AuthError ? err.message : 'token rejected';
+      return this.#authFail(conn, reason, message);
+    }
+    if (!conn.open) return;
+    if (refreshing) return this.#refreshAuth(conn, claims, ref);
+    await this.#completeAuth(conn, claims, sessionId, ref);
+  }
+
+  /** A fresh token on a live connection: same user, new expiry and rights. */
+  #refreshAuth(conn: Connection, claims: Claims, ref: Ref | undefined): void {
+    if (claims.sub !== conn.userId) {
+      conn.send(encodeError(ErrorCode.Forbidden, 'a refreshed token must have the same sub', ref));
+      return;
+    }
+    conn.claims = claims;
+    this.#armExpiry(conn);
+    this.#sendAuthSuccess(conn, false, ref);
+  }
+
+  async #completeAuth(conn: Connection, claims: Claims, sessionId: string | undefined, ref: Ref | undefined): Promise<void> {
+    clearTimeout(conn.authTimer);
+    conn.authTimer = undefined;
+    const mine = this.#byUser.get(claims.sub);
+    if (mine !== undefined && mine.size >= this.config.maxConnectionsPerUser) {
+      return this.#authFail(conn, ErrorCode.TooManyConnections, 'too_many_connections', CloseCode.TooManyConnections);
+    }
+    // Reserve the slot before any await so two racing connections of one user cannot both pass.
+    conn.claims = claims;
+    this.#addToUser(conn);
+
+    let record: SessionRecord | undefined;
+    if (sessionId !== undefined) {
+      try {
+        const loaded = await this.sessions.load(sessionId);
+        if (loaded !== undefined && loaded.userId === claims.sub) record = loaded;
+      } catch (err) {
+        this.log.warn({ err, sessionId }, 'session load failed; starting a new session');
+      }
+      if (!conn.open) return;
+    }
+    const resumed = record !== undefined;
+    if (record !== undefined) {
+      const previous = this.#bySession.get(record.id);
+      if (previous !== undefined && previous !== conn) {
+        previous.session = undefined;
+        previous.end(SESSION_TAKEN_OVER, 'session_resumed_elsewhere');
+      }
+    }
+    conn.session = record ?? { id: newSessionId(), userId: claims.sub, subscriptions: {} };
+    this.#bySession.set(conn.session.id, conn);
+    conn.state = 'ready';
+    this.#armExpiry(conn);
+    this.#sendAuthSuccess(conn, resumed, ref);
+    void this.sessions.save(conn.session).catch((err: unknown) => this.log.warn({ err }, 'session save failed'));
+
+    if (record !== undefined) {
+      for (const [channel, position] of Object.entries(record.subscriptions)) {
+        void this.#join(conn, channel, position.seq, undefined, position.epoch);
+      }
+    }
+    const queued = conn.queued.splice(0);
+    for (const text of queued) this.#handleText(conn, text);
+  }
+
+  #sendAuthSuccess(conn: Connection, resumed: boolean, ref: Ref | undefined): void {
+    const frame: ServerFrame = {
+      type: 'auth_success',
+      connection_id: conn.id,
+      user_id: conn.userId,
+      session_id: conn.session?.id ?? '',
+      node_id: this.config.workerId,
+      resumed,
+    };
+    if (ref !== undefined) frame.ref = ref;
+    conn.send(encodeFrame(frame));
+    this.metrics.count('auth_success', 'out');
+  }
+
+  #addToUser(conn: Connection): void {
+    let set = this.#byUser.get(conn.userId);
+    if (set === undefined) {
+      set = new Set();
+      this.#byUser.set(conn.userId, set);
+    }
+    set.add(conn);
+  }
+
+  /** At `exp` the connection gets `auth_expired` and 4001, unless a fresh `auth` moved `exp` on. */
+  #armExpiry(conn: Connection): void {
+    clearTimeout(conn.expiryTimer);
+    const exp = conn.claims?.exp;
+    if (exp === undefined) return;
+    const delay = exp * 1000 - Date.now();
+    conn.expiryTimer = setTimeout(
+      () => {
+        if (!conn.open || conn.claims?.exp !== exp) return;
+        if (exp * 1000 > Date.now()) return this.#armExpiry(conn);
+        conn.send(encodeFrame({ type: 'auth_expired' }));
+        this.metrics.count('auth_expired', 'out');
+        conn.end(CloseCode.AuthFailed, 'token_expired');
+      },
+      Math.min(Math.max(delay, 0), MAX_TIMER_MS),
+    );
+  }
+
+  // ───────────────────────────── frames ─────────────────────────────
+
+  #onMessage(ws: WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean): void {
+    const conn = ws.getUserData().conn;
+    const now = Date.now();
+    conn.lastSeen = now;
+    if (!conn.take(now, this.config.rateLimitPerS, this.config.rateLimitBurst)) {
+      this.metrics.count('rate_limited', 'in');
+      conn.send(encodeError(ErrorCode.RateLimited, 'more frames than RATE_LIMIT_PER_S / RATE_LIMIT_BURST allow'));
+      conn.end(CloseCode.RateLimited, 'rate_limited');
+      return;
+    }
+    if (message.byteLength > this.config.maxMessageBytes) {
+      this.metrics.count('too_large', 'in');
+      conn.send(encodeError(ErrorCode.TooLarge, `frame larger than MAX_MESSAGE_BYTES (${this.config.maxMessageBytes})`));
+      conn.end(CloseCode.TooLarge, 'too_large');
+      return;
+    }
+    if (isBinary) {
+      this.metrics.count('binary', 'in');
+      if (conn.state !== 'ready') return this.#rejectBeforeAuth(conn, 'binary frame before auth');
+      conn.send(encodeError(ErrorCode.BadFrame, 'binary frames are not accepted; send JSON text frames'));
+      return;
+    }
+    // Copies out of uWS's buffer, which is reused after this callback returns.
+    const text = Buffer.from(message).toString('utf8');
+    if (conn.state === 'authenticating') {
+      if (conn.queued.length >= MAX_QUEUED_DURING_AUTH) return this.#rejectBeforeAuth(conn, 'too many frames before auth completed');
+      conn.queued.push(text);
+      return;
+    }
+    this.#handleText(conn, text);
+  }
+
+  #rejectBeforeAuth(conn: Connection, why: string): void {
+    this.#authFail(conn, ErrorCode.Unauthenticated, `the first frame must be auth (${why})`);
+  }
+
+  #handleText(conn: Connection, text: string): void {
+    if (!conn.open) return;
+    const parsed = parseClientFrame(text);
+    if (!parsed.ok) {
+      this.metrics.count('invalid', 'in');
+      if (conn.state !== 'ready') return this.#rejectBeforeAuth(conn, parsed.error);
+      conn.send(encodeError(parsed.code, parsed.error, parsed.ref));
+      this.metrics.count('error', 'out');
+      return;
+    }
+    const frame = parsed.frame;
+    this.metrics.count(frame.type, 'in');
+    if (conn.state !== 'ready') {
+      if (frame.type !== 'auth') return this.#rejectBeforeAuth(conn, `got "${frame.type}"`);
+      void this.#onAuthFrame(conn, frame.token, frame.session_id, frame.ref).catch((err: unknown) => this.#internal(conn, err, frame.ref));
+      return;
+    }
+    this.#dispatch(conn, frame).catch((err: unknown) => this.#internal(conn, err, frame.ref));
+  }
+
+  #internal(conn: Connection, err: unknown, ref: Ref | undefined): void {
+    this.log.error({ err, conn: conn.id }, 'frame handling failed');
+    conn.send(encodeError(ErrorCode.Unavailable, 'the server could not complete this request', ref));
+  }
+
+  async #dispatch(conn: Connection, frame: ClientFrame): Promise<void> {
+    switch (frame.type) {
+      case 'ping':
+        conn.send(frame.ref === undefined ? '{"type":"pong"}' : encodeFrame({ type: 'pong', ref: frame.ref }));
+        return;
+      case 'auth':
+        return this.#onAuthFrame(conn, frame.token, frame.session_id, frame.ref);
+      case 'subscribe':
+        return this.#subscribe(conn, frame.channel, frame.since, frame.ref);
+      case 'unsubscribe':
+        return this.#unsubscribe(conn, frame.channel, frame.ref);
+      case 'publish':
+        return this.#publish(conn, frame.channel, frame.event, frame.data, frame.ref);
+      case 'direct':
+        return this.#direct(conn, frame.to, frame.data, frame.ref);
+      case 'cancel':
+        return this.#cancel(conn, frame.job_id, frame.ref);
+    }
+  }
+
+  // ───────────────────────────── channels ─────────────────────────────
+
+  async #mayRead(claims: Claims, channel: string): Promise<boolean> {
+    if (canSubscribe(claims, channel)) return true;
+    if (channel.startsWith('job:') && this.#jobs !== undefined) {
+      const owner = await this.#jobs.ownerOf(channel.slice(4));
+      return owner !== undefined && owner === claims.sub;
+    }
+    return false;
+  }
+
+  async #subscribe(conn: Connection, channel: string, since: number | undefined, ref: Ref | undefined): Promise<void> {
+    const claims = conn.claims!;
+    const result = (extra: { success: boolean; error?: string; seq?: number }) => {
+      conn.send(encodeFrame({ type: 'subscription_result', channel, ...extra, ...(ref !== undefined && { ref }) }));
+    };
+    if (conn.joining.has(channel)) {
+      conn.send(encodeError(ErrorCode.BadFrame, `a subscribe to ${channel} is already in progress`, ref));
+      return;
+    }
+    const already = conn.subscriptions.has(channel);
+    if (!already && conn.subscriptions.size + conn.joining.size >= this.config.maxSubscriptionsPerConnection) {
+      return result({ success: false, error: ErrorCode.TooManySubscriptions });
+    }
+    if (!(await this.#mayRead(claims, channel))) return result({ success: false, error: ErrorCode.Forbidden });
+    if (!conn.open) return;
+    if (already) {
+      if (since === undefined) {
+        const position = await this.broker.position(channel);
+        return result({ success: true, seq: position.seq });
+      }
+      // A repeated subscribe with `since` asks for a replay: rejoin from that point.
+      this.#leave(conn, channel);
+    }
+    await this.#join(conn, channel, since, ref, undefined);
+  }
+
+  /**
+   * Joins a channel without a gap or a duplicate at the seam between history and live:
+   * events that arrive while the position or history is fetched are buffered on the
+   * connection, then history, then the buffer (deduplicated by seq) are sent, and only then
+   * is the socket added to the uWS topic — all in one synchronous step, so no live event can
+   * slip between them.
+   */
+  async #join(conn: Connection, channel: string, since: number | undefined, ref: Ref | undefined, epoch: string | undefined): Promise<void> {
+    const join = { buffer: [] as BrokerEvent[], overflowed: false };
+    conn.joining.set(channel, join);
+    let joiners = this.#joiners.get(channel);
+    if (joiners === undefined) {
+      joiners = new Set();
+      this.#joiners.set(channel, joiners);
+    }
+    joiners.add(conn);
+    let interest = false;
+    try {
+      await this.broker.subscribe(channel);
+      interest = true;
+      const page = since === undefined ? undefined : await this.broker.history(channel, since);
+      const position = page ?? (await this.broker.position(channel));
+      if (!conn.open || conn.joining.get(channel) !== join) {
+        this.broker.unsubscribe(channel);
+        return;
+      }
+      // A session from another epoch (history reset) cannot be replayed exactly.
+      const epochMatches = epoch === undefined || epoch === position.epoch;
+      const recovered = page === undefined ? undefined : page.recovered && epochMatches && !join.overflowed;
+      const frame: ServerFrame = { type: 'subscription_result', channel, success: true, seq: position.seq, epoch: position.epoch };
+      if (recovered !== undefined) frame.recovered = recovered;
+      if (ref !== undefined) frame.ref = ref;
+      const ws = conn.ws!;
+      let last = since ?? position.seq;
+      ws.cork(() => {
+        ws.send(encodeFrame(frame), false, false);
+        if (page !== undefined) {
+          for (const e of page.events) {
+            if (e.seq > last) {
+              ws.send(e.frame, false, false);
+              last = e.seq;
+            }
+          }
+        }
+        for (const e of join.buffer) {
+          if (e.seq > last) {
+            ws.send(e.frame, false, false);
+            last = e.seq;
+          }
+        }
+        ws.subscribe(channel);
+      });
+      conn.subscriptions.add(channel);
+      const seen = this.#channelSeq.get(channel);
+      if (seen === undefined || seen.seq < last || seen.epoch !== position.epoch) this.#channelSeq.set(channel, { seq: last, epoch: position.epoch });
+      if (conn.session !== undefined) conn.session.subscriptions[channel] = { seq: last, epoch: position.epoch };
+      this.metrics.count('subscription_result', 'out');
+    } catch (err) {
+      if (interest) this.broker.unsubscribe(channel);
+      this.log.warn({ err, channel }, 'subscribe failed');
+      if (conn.open && conn.joining.get(channel) === join) {
+        conn.send(
+          encodeFrame({ type: 'subscription_result', channel, success: false, error: ErrorCode.Unavailable, ...(ref !== undefined && { ref }) }),
+        );
+      }
+    } finally {
+      if (conn.joining.get(channel) === join) conn.joining.delete(channel);
+      joiners.delete(conn);
+      if (joiners.size === 0 && this.#joiners.get(channel) === joiners) this.#joiners.delete(channel);
+    }
+  }
+
+  /** Drops a channel from a connection, live or joining; false when it had neither. */
+  #leave(conn: Connection, channel: string): boolean {
+    if (conn.subscriptions.delete(channel)) {
+      if (conn.open) conn.ws!.unsubscribe(channel);
+      this.broker.unsubscribe(channel);
+      if (conn.session !== undefined) delete conn.session.subscriptions[channel];
+      if (this.#app !== undefined && this.#app.numSubscribers(channel) === 0 && !this.#joiners.has(channel)) this.#channelSeq.delete(channel);
+      return true;
+    }
+    // A pending join notices it was superseded and releases its own broker interest.
+    if (conn.joining.delete(channel)) {
+      if (conn.session !== undefined) delete conn.session.subscriptions[channel];
+      return true;
+    }
+    return false;
+  }
+
+  async #unsubscribe(conn: Connection, channel: string, ref: Ref | undefined): Promise<void> {
+    this.#leave(conn, channel);
+    conn.send(encodeFrame({ type: 'unsubscribed', channel, ...(ref !== undefined && { ref }) }));
+    if (conn.session !== undefined) void this.sessions.save(conn.session).catch(() => undefined);
+  }
+
+  /** The broker's sink: one serialised frame, handed to uWS once for every local subscriber. */
+  #deliver(event: BrokerEvent): void {
+    const app = this.#app;
+    if (app === undefined) return;
+    const channel = event.channel;
+    const seen = this.#channelSeq.get(channel);
+    if (seen !== undefined) seen.seq = event.seq;
+    const subscribers = app.numSubscribers(channel);
+    if (subscribers > 0) app.publish(channel, event.frame, false, false);
+    const joiners = this.#joiners.get(channel);
+    if (joiners !== undefined) {
+      for (const conn of joiners) {
+        const join = conn.joining.get(channel);
+        if (join === undefined) continue;
+        if (join.buffer.length < MAX_JOIN_BUFFER) join.buffer.push(event);
+        else join.overflowed = true;
+      }
+    }
+    this.metrics.count('event', 'out', subscribers);
+    this.metrics.deliveryLatency.observe(Math.max(0, Date.now() - event.publishedAt) / 1000);
+  }
+
+  async #publish(conn: Connection, channel: string, event: string, data: Json, ref: Ref | undefined): Promise<void> {
+    if (!canPublish(conn.claims!, channel)) {
+      conn.send(encodeError(ErrorCode.Forbidden, `no publish right on ${channel}`, ref));
+      return;
+    }
+    const published = await this.broker.publish({ channel, event, dataJson: JSON.stringify(data) });
+    conn.send(encodeFrame({ type: 'ack', seq: published.seq, ...(ref !== undefined && { ref }) }));
+  }
+
+  async #direct(conn: Connection, to: string, data: Json, ref: Ref | undefined): Promise<void> {
+    const targets: Connection[] = [];
+    if (to.startsWith('user:')) {
+      for (const c of this.#byUser.get(to.slice(5)) ?? []) if (c !== conn && c.state === 'ready') targets.push(c);
+    } else {
+      const c = this.#byId.get(to);
+      if (c !== undefined && c.state === 'ready') targets.push(c);
+    }
+    if (targets.length === 0) {
+      conn.send(encodeError(ErrorCode.NotFound, `no connection for ${to}`, ref));
+      return;
+    }
+    const frame = encodeFrame({ type: 'direct', from: conn.id, user_id: conn.userId, data });
+    for (const target of targets) target.send(frame);
+    this.metrics.count('direct', 'out', targets.length);
+    conn.send(encodeFrame({ type: 'ack', ...(ref !== undefined && { ref }) }));
+  }
+
+  async #cancel(conn: Connection, jobId: string, ref: Ref | undefined): Promise<void> {
+    const outcome = this.#jobs?.cancel === undefined ? 'not_found' : await this.#jobs.cancel(jobId, conn.userId);
+    if (outcome === 'cancelled' || outcome === 'finished') {
+      conn.send(encodeFrame({ type: 'ack', ...(ref !== undefined && { ref }) }));
+    } else if (outcome === 'forbidden') {
+      conn.send(encodeError(ErrorCode.Forbidden, `job ${jobId} is not yours`, ref));
+    } else {
+      conn.send(encodeError(ErrorCode.NotFound, `no job ${jobId}`, ref));
+    }
+  }
+
+  // ───────────────────────────── close and sweeps ─────────────────────────────
+
+  #onClose(ws: WebSocket<SocketData>, code: number): void {
+    const conn = ws.getUserData().conn;
+    const buffered = conn.state === 'ready' ? ws.getBufferedAmount() : 0;
+    conn.state = 'closed';
+    conn.clearTimers();
+    this.#conns.delete(conn);
+    this.#byId.delete(conn.id);
+    const mine = this.#byUser.get(conn.userId);
+    if (mine !== undefined) {
+      mine.delete(conn);
+      if (mine.size === 0) this.#byUser.delete(conn.userId);
+    }
+    for (const channel of conn.subscriptions) this.broker.unsubscribe(channel);
+    for (const channel of conn.joining.keys()) this.#joiners.get(channel)?.delete(conn);
+    const session = conn.session;
+    if (session !== undefined && this.#bySession.get(session.id) === conn) {
+      this.#bySession.delete(session.id);
+      for (const channel of conn.subscriptions) {
+        const seen = this.#channelSeq.get(channel);
+        if (seen !== undefined) session.subscriptions[channel] = { seq: seen.seq, epoch: seen.epoch };
+      }
+      // Bytes still queued never reached the client: rewind so a resume replays them.
+      if (buffered > 0) void this.#rewind(session, buffered).finally(() => this.#saveSession(session));
+      else this.#saveSession(session);
+    }
+    for (const channel of conn.subscriptions) {
+      if (this.#app !== undefined && this.#app.numSubscribers(channel) === 0 && !this.#joiners.has(channel)) this.#channelSeq.delete(channel);
+    }
+    conn.subscriptions.clear();
+    conn.joining.clear();
+    this.metrics.setConnections(this.#conns.size);
+    this.metrics.sessionDuration.observe((Date.now() - conn.openedAt) / 1000);
+    this.log.debug({ conn: conn.id, code }, 'connection closed');
+  }
+
+  #saveSession(session: SessionRecord): void {
+    void this.sessions.save(session).catch((err: unknown) => this.log.warn({ err }, 'session save failed'));
+  }
+
+  /**
+   * Moves each channel's resume point back past the newest events whose bytes add up to
+   * what was still buffered. Conservative: a resume may repeat an event, never skip one.
+   */
+  async #rewind(session: SessionRecord, buffered: number): Promise<void> {
+    for (const [channel, position] of Object.entries(session.subscriptions)) {
+      const from = Math.max(0, position.seq - 1000);
+      const page = await this.broker.history(channel, from).catch(() => undefined);
+      if (page === undefined) continue;
+      let bytes = 0;
+      let seq = position.seq;
+      for (let i = page.events.length - 1; i >= 0 && bytes < buffered; i--) {
+        const e = page.events[i]!;
+        if (e.seq > position.seq) continue;
+        bytes += e.frame.length;
+        seq = e.seq - 1;
+      }
+      session.subscriptions[channel] = { seq, epoch: position.epoch };
+    }
+  }
+
+  #pingSweep(): void {
+    const now = Date.now();
+    const idleMs = this.config.idleTimeoutS * 1000;
+    for (const conn of this.#conns) {
+      if (!conn.open) continue;
+      if (now - conn.lastSeen > idleMs) conn.end(CloseCode.GoingAway, 'idle_timeout');
+      else conn.ws!.ping();
+    }
+  }
+
+  #pressureSweep(): void {
+    const max = this.config.maxBackpressureBytes;
+    for (const conn of this.#conns) {
+      if (conn.open && conn.ws!.getBufferedAmount() > max) {
+        this.log.info({ conn: conn.id, user: conn.userId }, 'slow consumer closed');
+        this.metrics.count('slow_consumer', 'out');
+        conn.end(CloseCode.SlowConsumer, 'slow_consumer');
+      }
+    }
+  }
+
+  // ───────────────────────────── HTTP ─────────────────────────────
+
+  #commonHeaders(): readonly (readonly [string, string])[] {
+    return [
+      ['X-WebSocket-Worker-ID', this.config.workerId],
+      ['X-WebSocket-Local-Connections', String(this.#conns.size)],
+      ['X-WebSocket-Total-Sessions', String(this.#cluster.totalSessions())],
+      ['X-WebSocket-Total-Workers', String(this.#cluster.totalWorkers())],
+    ];
+  }
+
+  #routes(app: TemplatedApp): void {
+    const common = () => this.#commonHeaders();
+    const bodyLimit = Math.max(this.config.maxMessageBytes, 64 * 1024);
+    app.get('/health', route(() => this.#health(), common));
+    app.get('/ready', route(() => this.#ready(), common));
+    app.get('/metrics', route(async () => {
+      const { contentType, body } = await this.metrics.render();
+      return { status: 200, body, contentType };
+    }, common));
+    app.get('/stats', route(() => ({ status: 200, body: this.stats() }), common));
+    app.post('/broadcast', route((info) => this.#broadcast(info), common, bodyLimit));
+    app.post('/auth/token', route((info) => this.#mintToken(info), common, bodyLimit));
+    app.any('/*', route((info) => {
+      throw new HttpError(404, ErrorCode.NotFound, `no route for ${info.method.toUpperCase()} ${info.url}`);
+    }, common));
+  }
+
+  #health(): HttpReply {
+    const broker = this.broker.health();
+    const status = this.#state === 'stopped' ? 'unhealthy' : broker.healthy ? 'healthy' : 'degraded';
+    const redisUsed = this.broker.kind === 'redis';
+    return {
+      status: status === 'unhealthy' ? 503 : 200,
+      body: {
+        status,
+        websocket: {
+          worker_id: this.config.workerId,
+          local_connections: this.#conns.size,
+          total_sessions: this.#cluster.totalSessions(),
+          total_workers: this.#cluster.totalWorkers(),
+          session_store_healthy: true,
+          message_broker_healthy: broker.healthy,
+        },
+        redis: { status: redisUsed ? broker.status : 'disabled', latency_ms: redisUsed ? broker.latencyMs : null },
+        kafka: { status: 'disabled' },
+        draining: this.#state === 'draining',
+        uptime_s: Math.round((Date.now() - this.#startedAt) / 1000),
+      },
+    };
+  }
+
+  #ready(): HttpReply {
+    const ready = this.#state === 'serving';
+    return { status: ready ? 200 : 503, body: { ready, state: this.#state } };
+  }
+
+  stats(): Record<string, unknown> {
+    let authenticated = 0;
+    let subscriptions = 0;
+    for (const conn of this.#conns) {
+      if (conn.state === 'ready') authenticated++;
+      subscriptions += conn.subscriptions.size;
+    }
+    return {
+      worker_id: this.config.workerId,
+      connections: this.#conns.size,
+      authenticated_connections: authenticated,
+      users: this.#byUser.size,
+      sessions: this.sessions.count(),
+      total_sessions: this.#cluster.totalSessions(),
+      total_workers: this.#cluster.totalWorkers(),
+      channels: this.#channelSeq.size,
+      subscriptions,
+      messages_in: this.metrics.messagesIn,
+      messages_out: this.metrics.messagesOut,
+      uptime_s: Math.round((Date.now() - this.#startedAt) / 1000),
+    };
+  }
+
+  async #broadcast(info: RequestInfo): Promise<HttpReply> {
+    const token = bearer(info.authorization);
+    if (token === undefined) throw new HttpError(401, ErrorCode.Unauthenticated, 'Authorization: Bearer <BROADCAST_API_KEY or JWT> required');
+    const body = parseJsonBody(info);
+    const channel = body['channel'];
+    if (!isValidChannel(channel)) throw new HttpError(400, ErrorCode.BadChannel, '"channel" must be a valid channel name');
+    const event = body['event'] ?? 'message';
+    if (typeof event !== 'string' || event.length === 0 || event.length > 200) {
+      throw new HttpError(400, ErrorCode.BadFrame, '"event" must be a string of 1–200 characters');
+    }
+    if (!('data' in body)) throw new HttpError(400, ErrorCode.BadFrame, '"data" is required');
+    if (!keyMatches(this.config.broadcastApiKey, token)) {
+      let claims: Claims;
+      try {
+        claims = await this.#verifier.verify(token);
+      } catch (err) {
+        throw new HttpError(401, err instanceof AuthError ? err.reason : ErrorCode.Unauthenticated, 'bad API key or token');
+      }
+      if (!canPublish(claims, channel)) throw new HttpError(403, ErrorCode.Forbidden, `no publish right on ${channel}`);
+    }
+    const published = await this.broker.publish({ channel, event, dataJson: JSON.stringify(body['data']) });
+    this.metrics.count('broadcast', 'in');
+    return { status: 202, body: { channel, seq: published.seq } };
+  }
+
+  async #mintToken(info: RequestInfo): Promise<HttpReply> {
+    const key = bearer(info.authorization);
+    if (!this.config.devTokens && !keyMatches(this.config.adminApiKey, key)) {
+      throw new HttpError(401, ErrorCode.Unauthenticated, 'Authorization: Bearer <ADMIN_API_KEY> required (or DEV_TOKENS=true)');
+    }
+    if (this.config.jwtSecret === undefined) {
+      throw new HttpError(501, 'not_supported', 'minting tokens needs JWT_SECRET; this node verifies with a public key');
+    }
+    const body = parseJsonBody(info);
+    const userId = body['user_id'];
+    if (typeof userId !== 'string' || userId.length === 0 || userId.length > 200) {
+      throw new HttpError(400, ErrorCode.BadFrame, '"user_id" must be a non-empty string');
+    }
+    const lists: Record<'permissions' | 'channels' | 'publish', string[] | undefined> = {
+      permissions: undefined,
+      channels: undefined,
+      publish: undefined,
+    };
+    for (const name of ['permissions', 'channels', 'publish'] as const) {
+      const value = body[name];
+      if (value === undefined) continue;
+      if (!Array.isArray(value) || value.length > 1000 || !value.every((v) => typeof v === 'string')) {
+        throw new HttpError(400, ErrorCode.BadFrame, `"${name}" must be an array of strings`);
+      }
+      lists[name] = value as string[];
+    }
+    const ttl = body['ttl_s'] ?? 3600;
+    if (!Number.isInteger(ttl) || (ttl as number) < 1 || (ttl as number) > this.config.maxTokenTtlS) {
+      throw new HttpError(400, ErrorCode.BadFrame, `"ttl_s" must be an integer from 1 to ${this.config.maxTokenTtlS}`);
+    }
+    const { token, expiresAt } = await mintToken(this.config.jwtSecret, {
+      sub: userId,
+      ...lists,
+      ttlS: ttl as number,
+      ...(this.config.jwtIssuer !== undefined && { issuer: this.config.jwtIssuer }),
+      ...(this.config.jwtAudience !== undefined && { audience: this.config.jwtAudience }),
+    } as Parameters<typeof mintToken>[1]);
+    return { status: 200, body: { token, expires_at: new Date(expiresAt * 1000).toISOString(), expires_in: ttl } };
+  }
+
+  // ───────────────────────────── lifecycle ─────────────────────────────
+
+  /**
+   * Graceful drain (SIGTERM): /ready turns 503, new upgrades are refused, every client is
+   * told to `reconnect` (jittered `after_ms` so they do not stampede the other nodes) and
+   * closed 1012 with its session saved for resume; then the node stops. Bounded by
+   * DRAIN_TIMEOUT_MS whatever the clients do.
+   */
+  drain(): Promise<void> {
+    if (this.#draining !== undefined) return this.#draining;
+    this.#draining = this.#drain();
+    return this.#draining;
+  }
+
+  async #drain(): Promise<void> {
+    if (this.#state !== 'serving') return this.stop();
+    this.#state = 'draining';
+    const deadline = Date.now() + this.config.drainTimeoutMs;
+    const jitter = Math.min(MAX_RECONNECT_JITTER_MS, Math.floor(this.config.drainTimeoutMs / 4));
+    this.log.info({ connections: this.#conns.size }, 'draining');
+    for (const conn of [...this.#conns]) {
+      conn.send(encodeFrame({ type: 'reconnect', reason: 'draining', after_ms: Math.floor(Math.random() * (jitter + 1)) }));
+      conn.end(CloseCode.Restart, 'draining');
+    }
+    while (this.#conns.size > 0 && Date.now() < deadline) await sleep(25);
+    await sleep(Math.max(0, Math.min(DRAIN_LINGER_MS, deadline - Date.now())));
+    await this.stop();
+  }
+
+  /** Immediate stop: closes the listener, every socket, the timers, broker and session store. Idempotent. */
+  stop(): Promise<void> {
+    if (this.#stopping !== undefined) return this.#stopping;
+    this.#stopping = this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    this.#state = 'stopped';
+    clearInterval(this.#pingTimer);
+    clearInterval(this.#pressureTimer);
+    this.#pingTimer = undefined;
+    this.#pressureTimer = undefined;
+    if (this.#listenSocket !== undefined) {
+      loadUws().us_listen_socket_close(this.#listenSocket);
+      this.#listenSocket = undefined;
+    }
+    for (const conn of [...this.#conns]) {
+      if (conn.open) conn.ws!.close();
+    }
+    await Promise.allSettled([this.broker.close(), this.sessions.close()]);
+    this.log.info('edge stopped');
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Constant-time comparison of a configured API key with a presented one. */
+function keyMatches(expected: string | undefined, presented: string | undefined): boolean {
+  if (expected === undefined || presented === undefined) return false;
+  const a = Buffer.from(expected);
+  const b = Buffer.from(presented);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export { jobChannel };

@@ -1,0 +1,32 @@
+import type { ErrorCode } from './codes.js';
+import type { Ref, ServerFrame } from './frames.js';
+
+/**
+ * Serialises an `event` frame by concatenation. This runs once per published message
+ * (never per subscriber), and `dataJson` is already JSON, so it is spliced in as is rather
+ * than parsed and re-stringified. Channel names are restricted to characters that need no
+ * escaping in JSON, so only the event name goes through JSON.stringify.
+ */
+export function encodeEvent(channel: string, seq: number, event: string, dataJson: string, timestamp: number): string {
+  return (
+    '{"type":"event","channel":"' +
+    channel +
+    '","seq":' +
+    seq +
+    ',"event":' +
+    JSON.stringify(event) +
+    ',"data":' +
+    dataJson +
+    ',"timestamp":"' +
+    new Date(timestamp).toISOString() +
+    '"}'
+  );
+}
+
+export function encodeFrame(frame: ServerFrame): string {
+  return JSON.stringify(frame);
+}
+
+export function encodeError(code: ErrorCode, error: string, ref?: Ref): string {
+  return JSON.stringify(ref === undefined ? { type: 'error', code, error } : { type: 'error', code, error, ref });
+}

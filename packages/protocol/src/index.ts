@@ -1,0 +1,25 @@
+export { ErrorCode, CloseCode } from './codes.js';
+export { isValidChannel, matchGlob, matchesAny, jobChannel, MAX_CHANNEL_LENGTH } from './channel.js';
+export { parseClientFrame, validateClientFrame } from './parse.js';
+export type { ParseResult } from './parse.js';
+export { encodeEvent, encodeFrame, encodeError } from './encode.js';
+export type {
+  Ref,
+  Json,
+  ClientFrame,
+  ClientFrameType,
+  AuthFrame,
+  SubscribeFrame,
+  UnsubscribeFrame,
+  PublishFrame,
+  DirectFrame,
+  PingFrame,
+  CancelFrame,
+  ServerFrame,
+  AuthSuccessFrame,
+  AuthErrorFrame,
+  SubscriptionResultFrame,
+  EventFrame,
+  ErrorFrame,
+  ReconnectFrame,
+} from './frames.js';
