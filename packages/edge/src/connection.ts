@@ -77,8 +77,12 @@ export class Connection {
     if (this.state !== 'closed') this.ws?.send(frame, false, false);
   }
 
+  /** Bytes still queued when the server itself closed the socket (uWS forbids asking after close). */
+  bufferedAtEnd = 0;
+
   end(code: number, reason: string): void {
     if (this.state === 'closed' || this.ws === undefined) return;
+    this.bufferedAtEnd = this.ws.getBufferedAmount();
     this.ws.end(code, reason);
   }
 

@@ -130,13 +130,17 @@ export class EdgeNode {
       idleTimeout: c.idleTimeoutS + 8,
       sendPingsAutomatically: false,
       compression: 0,
-      upgrade: (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => this.#onUpgrade(res, req, context),
-      open: (ws: WebSocket<SocketData>) => this.#onOpen(ws),
-      message: (ws: WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean) => this.#onMessage(ws, message, isBinary),
+      // An exception escaping a uWS callback would take the whole process down; each one
+      // is contained and logged, and only the connection concerned is affected.
+      upgrade: (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) =>
+        this.#guard('upgrade', () => this.#onUpgrade(res, req, context), () => res.close()),
+      open: (ws: WebSocket<SocketData>) => this.#guard('open', () => this.#onOpen(ws), () => ws.end(1011, 'internal_error')),
+      message: (ws: WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean) =>
+        this.#guard('message', () => this.#onMessage(ws, message, isBinary)),
       pong: (ws: WebSocket<SocketData>) => {
         ws.getUserData().conn.lastSeen = Date.now();
       },
-      close: (ws: WebSocket<SocketData>, code: number) => this.#onClose(ws, code),
+      close: (ws: WebSocket<SocketData>, code: number) => this.#guard('close', () => this.#onClose(ws, code)),
     };
     const app = uws.App();
     app.ws<SocketData>('/ws', behavior).ws<SocketData>('/', behavior);
@@ -160,6 +164,19 @@ export class EdgeNode {
     this.#state = 'serving';
     this.log.info({ port: this.#port, host: c.host, broker: this.broker.kind }, 'edge listening');
     return this.#port;
+  }
+
+  #guard(where: string, fn: () => void, recover?: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.log.error({ err, where }, 'handler failed');
+      try {
+        recover?.();
+      } catch {
+        /* the socket is already gone */
+      }
+    }
   }
 
   // ───────────────────────────── upgrade and auth ─────────────────────────────
@@ -635,7 +652,7 @@ export class EdgeNode {
 
   #onClose(ws: WebSocket<SocketData>, code: number): void {
     const conn = ws.getUserData().conn;
-    const buffered = conn.state === 'ready' ? ws.getBufferedAmount() : 0;
+    const buffered = conn.bufferedAtEnd;
     conn.state = 'closed';
     conn.clearTimers();
     this.#conns.delete(conn);
