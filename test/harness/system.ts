@@ -38,3 +38,8 @@ export const pythonWebsockets: AptNeed = {
   packages: ['python3', 'python3-websockets'],
   present: () => existsSync(DEBIAN_PYTHON) && spawnSync(DEBIAN_PYTHON, ['-c', 'import websockets'], { stdio: 'ignore' }).status === 0,
 };
+
+export const redisServer: AptNeed = {
+  packages: ['redis-server', 'redis-tools'],
+  present: () => spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0 && spawnSync('redis-cli', ['--version'], { stdio: 'ignore' }).status === 0,
+};

@@ -45,10 +45,17 @@ export interface BrokerHealth {
 
 export type BrokerListener = (event: BrokerEvent) => void;
 
+/**
+ * Called when a channel's delivery could not be kept gap-free (history reset or trimmed
+ * past what was missed): subscribers should be told their stream was not recovered.
+ */
+export type ResetListener = (channel: string, position: ChannelPosition) => void;
+
 export interface Broker {
   readonly kind: 'memory' | 'redis';
   /** The one sink for events of channels this node is subscribed to. */
   setListener(listener: BrokerListener): void;
+  onReset(listener: ResetListener): void;
   /** Assigns the next seq, stores the event in history and fans it out to every interested node. */
   publish(request: PublishRequest): Promise<BrokerEvent>;
   /** Reference-counted: the node receives the channel while at least one local subscriber wants it. */

@@ -7,6 +7,10 @@ export type {
   ChannelPosition,
   HistoryPage,
   PublishRequest,
+  ResetListener,
 } from './broker.js';
 export { DEFAULT_HISTORY_SIZE, DEFAULT_HISTORY_TTL_S } from './broker.js';
 export { MemoryBroker, newEpoch } from './memory.js';
+export { RedisBroker } from './redis.js';
+export type { RedisBrokerOptions, BrokerLogger } from './redis.js';
+export { BrokerUnavailableError } from './errors.js';

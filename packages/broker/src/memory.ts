@@ -52,6 +52,9 @@ export class MemoryBroker implements Broker {
     this.#listener = listener;
   }
 
+  /** One process never loses an event between publish and delivery: nothing to report. */
+  onReset(): void {}
+
   async publish(request: PublishRequest): Promise<BrokerEvent> {
     return this.publishSync(request);
   }

@@ -1,0 +1,396 @@
+import { Redis, Cluster, type RedisOptions, type ClusterOptions } from 'ioredis';
+import {
+  DEFAULT_HISTORY_SIZE,
+  DEFAULT_HISTORY_TTL_S,
+  type Broker,
+  type BrokerEvent,
+  type BrokerHealth,
+  type BrokerListener,
+  type BrokerOptions,
+  type ChannelPosition,
+  type HistoryPage,
+  type PublishRequest,
+  type ResetListener,
+} from './broker.js';
+import { BrokerUnavailableError } from './errors.js';
+import { newEpoch } from './memory.js';
+import { HISTORY_LUA, PUBLISH_LUA } from './scripts.js';
+
+/** Seconds a command may wait for Redis before it fails (and the caller degrades). */
+const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
+const DEFAULT_HEALTH_INTERVAL_MS = 2000;
+/** After the last local subscriber leaves, how long before UNSUBSCRIBE: absorbs churn. */
+const UNSUBSCRIBE_DELAY_MS = 1000;
+const MAX_PENDING_DURING_FILL = 100_000;
+
+export interface BrokerLogger {
+  warn(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  debug(obj: object, msg: string): void;
+}
+
+export interface RedisBrokerOptions extends BrokerOptions {
+  /** `redis://host:port/db`; ignored when `clusterNodes` is given. */
+  url?: string;
+  /** Redis Cluster seeds, `host:port`: sharded pub/sub (SSUBSCRIBE/SPUBLISH). */
+  clusterNodes?: readonly string[];
+  /**
+   * Prefix of every key and pub/sub channel.
+   * @default "sy"
+   */
+  prefix?: string;
+  /** @default 2000 */
+  commandTimeoutMs?: number;
+  /** @default 2000 */
+  healthIntervalMs?: number;
+  logger?: BrokerLogger;
+}
+
+interface ChannelSub {
+  refs: number;
+  /** Resolves once Redis confirmed the subscription. */
+  ready: Promise<void>;
+  /** Last seq handed to the listener, and its epoch; 0/undefined until the first event. */
+  last: number;
+  epoch: string | undefined;
+  /** Set while a gap is being filled from history; live events wait in `pending`. */
+  filling: boolean;
+  pending: BrokerEvent[];
+  unsubscribeTimer: NodeJS.Timeout | undefined;
+}
+
+type Client = Redis | Cluster;
+
+interface ScriptClient {
+  syPublish(meta: string, hist: string, ...args: (string | number)[]): Promise<[number, string]>;
+  syHistory(meta: string, hist: string, ...args: (string | number)[]): Promise<[number, string, number, string[]]>;
+}
+
+const NOOP_LOGGER: BrokerLogger = { warn() {}, info() {}, debug() {} };
+
+/**
+ * The cluster broker: seqs and history in Redis, fan-out over Redis pub/sub (sharded on a
+ * Redis Cluster). Pub/sub is at-most-once, so each channel's delivery is checked against
+ * its seq: a gap (a lost message, a reconnect after Redis restarted) is filled from history
+ * before later events are passed on, and where history no longer has it the listener is
+ * told with a reset.
+ */
+export class RedisBroker implements Broker {
+  readonly kind = 'redis';
+  readonly #cmd: Client;
+  readonly #sub: Client;
+  readonly #sharded: boolean;
+  readonly #prefix: string;
+  readonly #historySize: number;
+  readonly #ttlS: number;
+  readonly #log: BrokerLogger;
+  readonly #channels = new Map<string, ChannelSub>();
+  #listener: BrokerListener = () => {};
+  #resetListener: ResetListener = () => {};
+  #healthTimer: NodeJS.Timeout | undefined;
+  #latencyMs: number | null = null;
+  #healthy = false;
+  /** True once the subscriber connection dropped; the next `ready` triggers a catch-up. */
+  #subLost = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: RedisBrokerOptions) {
+    this.#prefix = options.prefix ?? 'sy';
+    this.#historySize = options.historySize ?? DEFAULT_HISTORY_SIZE;
+    this.#ttlS = options.historyTtlS ?? DEFAULT_HISTORY_TTL_S;
+    this.#log = options.logger ?? NOOP_LOGGER;
+    const timeout = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    const base: RedisOptions = {
+      // Fail fast while Redis is away: the edge degrades instead of piling up requests.
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: true,
+      commandTimeout: timeout,
+      retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
+      lazyConnect: false,
+    };
+    this.#sharded = options.clusterNodes !== undefined && options.clusterNodes.length > 0;
+    if (this.#sharded) {
+      const nodes = options.clusterNodes!.map(parseHostPort);
+      const clusterOptions: ClusterOptions = { redisOptions: base, enableOfflineQueue: true, clusterRetryStrategy: base.retryStrategy! };
+      this.#cmd = new Cluster(nodes, clusterOptions);
+      this.#sub = new Cluster(nodes, { ...clusterOptions, shardedSubscribers: true });
+    } else {
+      const url = options.url ?? 'redis://127.0.0.1:6379';
+      this.#cmd = new Redis(url, base);
+      this.#sub = new Redis(url, { ...base, commandTimeout: undefined, maxRetriesPerRequest: null });
+    }
+    for (const client of [this.#cmd, this.#sub]) {
+      client.defineCommand('syPublish', { numberOfKeys: 2, lua: PUBLISH_LUA });
+      client.defineCommand('syHistory', { numberOfKeys: 2, lua: HISTORY_LUA });
+      // ioredis prints unhandled 'error' events to the console; route them to our logger once.
+      client.on('error', (err: Error) => this.#log.debug({ err: err.message }, 'redis connection error'));
+    }
+    this.#sub.on(this.#sharded ? 'smessageBuffer' : 'messageBuffer', (channel: Buffer, message: Buffer) => this.#onMessage(channel, message));
+    this.#sub.on('close', () => {
+      if (!this.#subLost) this.#log.warn({}, 'redis subscriber connection lost');
+      this.#subLost = true;
+    });
+    this.#sub.on('ready', () => {
+      if (!this.#subLost) return;
+      this.#subLost = false;
+      this.#log.info({ channels: this.#channels.size }, 'redis subscriber back; catching up from history');
+      for (const [channel, st] of this.#channels) void this.#fill(channel, st);
+    });
+    this.#healthTimer = setInterval(() => void this.#checkHealth(), options.healthIntervalMs ?? DEFAULT_HEALTH_INTERVAL_MS);
+    this.#healthTimer.unref();
+    void this.#checkHealth();
+  }
+
+  /** Resolves once both connections are up; rejects after `timeoutMs`. */
+  async ready(timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.#cmd.status === 'ready' && this.#sub.status === 'ready') {
+        await this.#checkHealth();
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new BrokerUnavailableError(`Redis not reachable within ${timeoutMs} ms (REDIS_URL / REDIS_CLUSTER_NODES)`);
+  }
+
+  setListener(listener: BrokerListener): void {
+    this.#listener = listener;
+  }
+
+  onReset(listener: ResetListener): void {
+    this.#resetListener = listener;
+  }
+
+  #keys(channel: string): [meta: string, hist: string, pubsub: string] {
+    const tag = `${this.#prefix}:{${channel}}`;
+    return [`${tag}:m`, `${tag}:h`, tag];
+  }
+
+  async publish({ channel, event, dataJson }: PublishRequest): Promise<BrokerEvent> {
+    const now = Date.now();
+    const [meta, hist, pubsub] = this.#keys(channel);
+    const prefix = `{"type":"event","channel":"${channel}","seq":`;
+    const suffix = `,"event":${JSON.stringify(event)},"data":${dataJson},"timestamp":"${new Date(now).toISOString()}"}`;
+    let result: [number, string];
+    try {
+      result = await (this.#cmd as unknown as ScriptClient).syPublish(
+        meta,
+        hist,
+        prefix,
+        suffix,
+        newEpoch(),
+        this.#historySize,
+        this.#ttlS,
+        pubsub,
+        now,
+        this.#sharded ? 1 : 0,
+      );
+    } catch (err) {
+      throw new BrokerUnavailableError(`publish to ${channel} failed: ${(err as Error).message}`, { cause: err });
+    }
+    const seq = Number(result[0]);
+    return { channel, seq, frame: prefix + seq + suffix, publishedAt: now };
+  }
+
+  async subscribe(channel: string): Promise<void> {
+    let st = this.#channels.get(channel);
+    if (st !== undefined) {
+      st.refs++;
+      if (st.unsubscribeTimer !== undefined) {
+        clearTimeout(st.unsubscribeTimer);
+        st.unsubscribeTimer = undefined;
+      }
+      return st.ready;
+    }
+    const pubsub = this.#keys(channel)[2];
+    const ready = (this.#sharded ? (this.#sub as Cluster).ssubscribe(pubsub) : (this.#sub as Redis).subscribe(pubsub)).then(
+      () => undefined,
+    );
+    st = { refs: 1, ready, last: 0, epoch: undefined, filling: false, pending: [], unsubscribeTimer: undefined };
+    this.#channels.set(channel, st);
+    try {
+      await ready;
+      // Know where the channel stood when we started listening, so that a reconnect before
+      // its first event can still catch up on what was published meanwhile.
+      const position = await this.position(channel);
+      if (st.last === 0 && st.epoch === undefined) {
+        st.last = position.seq;
+        st.epoch = position.epoch;
+      }
+    } catch (err) {
+      if (this.#channels.get(channel) === st && st.refs <= 1) {
+        this.#channels.delete(channel);
+        const pubsub = this.#keys(channel)[2];
+        (this.#sharded ? (this.#sub as Cluster).sunsubscribe(pubsub) : (this.#sub as Redis).unsubscribe(pubsub)).catch(() => undefined);
+      } else {
+        st.refs--;
+      }
+      throw new BrokerUnavailableError(`subscribe to ${channel} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  unsubscribe(channel: string): void {
+    const st = this.#channels.get(channel);
+    if (st === undefined) return;
+    if (--st.refs > 0) return;
+    st.unsubscribeTimer = setTimeout(() => {
+      if (st.refs > 0 || this.#channels.get(channel) !== st) return;
+      this.#channels.delete(channel);
+      const pubsub = this.#keys(channel)[2];
+      const done = this.#sharded ? (this.#sub as Cluster).sunsubscribe(pubsub) : (this.#sub as Redis).unsubscribe(pubsub);
+      done.catch((err: Error) => this.#log.debug({ err: err.message, channel }, 'unsubscribe failed'));
+    }, UNSUBSCRIBE_DELAY_MS);
+    st.unsubscribeTimer.unref();
+  }
+
+  async position(channel: string): Promise<ChannelPosition> {
+    const page = await this.#history(channel, -1);
+    return { seq: page.seq, epoch: page.epoch };
+  }
+
+  async history(channel: string, since: number): Promise<HistoryPage> {
+    return this.#history(channel, since);
+  }
+
+  async #history(channel: string, since: number): Promise<HistoryPage> {
+    const [meta, hist] = this.#keys(channel);
+    let raw: [number, string, number, (string | Buffer)[]];
+    try {
+      raw = await (this.#cmd as unknown as ScriptClient).syHistory(meta, hist, since, newEpoch(), this.#ttlS);
+    } catch (err) {
+      throw new BrokerUnavailableError(`history of ${channel} failed: ${(err as Error).message}`, { cause: err });
+    }
+    const seq = Number(raw[0]);
+    const epoch = String(raw[1]);
+    const first = Number(raw[2]);
+    const frames = raw[3];
+    const start = seq - frames.length + 1;
+    const events: BrokerEvent[] = frames.map((f, i) => ({ channel, seq: start + i, frame: String(f), publishedAt: 0 }));
+    const recovered = since < 0 ? true : since === seq || (since < seq && first > 0 && first <= since + 1);
+    return { seq, epoch, events, recovered };
+  }
+
+  #onMessage(rawChannel: Buffer, message: Buffer): void {
+    // `<prefix>:{<channel>}`
+    const name = rawChannel.toString();
+    const channel = name.slice(this.#prefix.length + 2, -1);
+    const st = this.#channels.get(channel);
+    if (st === undefined) return;
+    const text = message.toString();
+    const a = text.indexOf(':');
+    const b = text.indexOf(':', a + 1);
+    const c = text.indexOf(':', b + 1);
+    if (a < 0 || b < 0 || c < 0) return;
+    const event: BrokerEvent = { channel, seq: Number(text.slice(0, a)), publishedAt: Number(text.slice(a + 1, b)), frame: text.slice(c + 1) };
+    const epoch = text.slice(b + 1, c);
+    if (st.filling) {
+      if (st.pending.length < MAX_PENDING_DURING_FILL) st.pending.push(event);
+      return;
+    }
+    this.#accept(channel, st, event, epoch);
+  }
+
+  #accept(channel: string, st: ChannelSub, event: BrokerEvent, epoch: string): void {
+    if (st.epoch !== undefined && epoch !== st.epoch) {
+      // History was reset (expired, or Redis lost its data): seqs started over.
+      st.epoch = epoch;
+      st.last = 0;
+      this.#resetListener(channel, { seq: event.seq, epoch });
+    }
+    if (st.epoch === undefined) {
+      // Before the subscribe learned the channel's position there is nothing to check against.
+      st.epoch = epoch;
+      st.last = event.seq;
+      this.#listener(event);
+      return;
+    }
+    if (event.seq <= st.last) return;
+    if (event.seq > st.last + 1) {
+      st.pending.push(event);
+      void this.#fill(channel, st);
+      return;
+    }
+    st.last = event.seq;
+    this.#listener(event);
+  }
+
+  /** Delivers, in order, what history holds after `st.last`, then what arrived meanwhile. */
+  async #fill(channel: string, st: ChannelSub): Promise<void> {
+    if (st.filling || st.epoch === undefined) return;
+    st.filling = true;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const page = await this.#history(channel, st.last);
+          if (this.#channels.get(channel) !== st) return;
+          if (st.epoch !== undefined && page.epoch !== st.epoch) {
+            st.epoch = page.epoch;
+            st.last = 0;
+            this.#resetListener(channel, { seq: page.seq, epoch: page.epoch });
+          } else if (!page.recovered) {
+            this.#resetListener(channel, { seq: page.seq, epoch: page.epoch });
+          }
+          for (const e of page.events) {
+            if (e.seq > st.last) {
+              st.last = e.seq;
+              this.#listener(e);
+            }
+          }
+          break;
+        } catch (err) {
+          if (attempt >= 50 || this.#closing !== undefined) throw err;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message, channel }, 'history catch-up failed');
+    } finally {
+      st.filling = false;
+      const pending = st.pending.splice(0);
+      for (const e of pending) this.#accept(channel, st, e, st.epoch ?? '');
+    }
+  }
+
+  async #checkHealth(): Promise<void> {
+    const started = performance.now();
+    try {
+      if (this.#cmd.status !== 'ready' && !(this.#cmd instanceof Cluster)) throw new Error(this.#cmd.status);
+      await this.#cmd.ping();
+      this.#latencyMs = Math.round((performance.now() - started) * 100) / 100;
+      this.#healthy = this.#sub.status === 'ready';
+    } catch {
+      this.#latencyMs = null;
+      this.#healthy = false;
+    }
+  }
+
+  health(): BrokerHealth {
+    return { healthy: this.#healthy, status: this.#healthy ? 'ok' : 'down', latencyMs: this.#latencyMs };
+  }
+
+  /** The command connection, shared with the session store and registry of the same node. */
+  get client(): Client {
+    return this.#cmd;
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      clearInterval(this.#healthTimer);
+      for (const st of this.#channels.values()) clearTimeout(st.unsubscribeTimer);
+      this.#channels.clear();
+      await Promise.allSettled([this.#cmd.quit(), this.#sub.quit()]);
+      this.#cmd.disconnect();
+      this.#sub.disconnect();
+    })();
+    return this.#closing;
+  }
+}
+
+function parseHostPort(spec: string): { host: string; port: number } {
+  const trimmed = spec.replace(/^redis:\/\//, '');
+  const i = trimmed.lastIndexOf(':');
+  const port = Number(trimmed.slice(i + 1));
+  if (i < 0 || !Number.isInteger(port)) throw new Error(`REDIS_CLUSTER_NODES entry "${spec}" must be host:port`);
+  return { host: trimmed.slice(0, i), port };
+}

@@ -1,0 +1,125 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, freePortPair, waitFor } from './ports.js';
+
+const REDIS_SERVER = 'redis-server';
+const REDIS_CLI = 'redis-cli';
+
+export interface RedisServer {
+  readonly port: number;
+  readonly url: string;
+  /** Stops (SIGKILL) and starts again on the same port, empty (no persistence). */
+  restart(downMs?: number): Promise<void>;
+  kill(): Promise<void>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  cli(...args: string[]): string;
+}
+
+function ping(port: number): boolean {
+  const r = spawnSync(REDIS_CLI, ['-p', String(port), 'ping'], { encoding: 'utf8', timeout: 2000 });
+  return r.stdout.trim() === 'PONG';
+}
+
+function launch(port: number, dir: string, extra: string[] = []): ChildProcess {
+  const proc = spawn(
+    REDIS_SERVER,
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no', '--loglevel', 'warning', ...extra],
+    { stdio: 'ignore' },
+  );
+  return proc;
+}
+
+async function kill(proc: ChildProcess | undefined): Promise<void> {
+  if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGKILL');
+  await exited;
+}
+
+/** A real redis-server on a free loopback port, no persistence, in a temp dir. */
+export async function startRedis(): Promise<RedisServer> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'sy-redis-'));
+  let proc: ChildProcess | undefined;
+  const server: RedisServer = {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    async start() {
+      proc = launch(port, dir);
+      await waitFor(() => ping(port) || undefined, 10_000, `redis-server on ${port}`);
+    },
+    async kill() {
+      await kill(proc);
+      proc = undefined;
+    },
+    async restart(downMs = 0) {
+      await server.kill();
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+      await server.start();
+    },
+    async stop() {
+      await server.kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+    cli: (...args) => spawnSync(REDIS_CLI, ['-p', String(port), ...args], { encoding: 'utf8' }).stdout,
+  };
+  await server.start();
+  return server;
+}
+
+export interface RedisCluster {
+  /** `host:port` of every master, for REDIS_CLUSTER_NODES. */
+  readonly nodes: string[];
+  readonly ports: number[];
+  /** The port of the master serving a key's slot. */
+  masterFor(key: string): number;
+  stop(): Promise<void>;
+}
+
+/** A real 3-master Redis Cluster (no replicas) on free loopback ports. */
+export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
+  const ports: number[] = [];
+  const procs: ChildProcess[] = [];
+  const dirs: string[] = [];
+  for (let i = 0; i < masters; i++) {
+    const port = await freePortPair(10_000);
+    const dir = mkdtempSync(join(tmpdir(), 'sy-rcluster-'));
+    dirs.push(dir);
+    ports.push(port);
+    procs.push(launch(port, dir, ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000']));
+  }
+  for (const port of ports) await waitFor(() => ping(port) || undefined, 10_000, `redis cluster node ${port}`);
+  const create = spawnSync(REDIS_CLI, ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}\n${create.stderr}`);
+  await waitFor(
+    () =>
+      ports.every((p) => spawnSync(REDIS_CLI, ['-p', String(p), 'cluster', 'info'], { encoding: 'utf8' }).stdout.includes('cluster_state:ok')) || undefined,
+    20_000,
+    'cluster_state:ok on every node',
+  );
+  return {
+    nodes: ports.map((p) => `127.0.0.1:${p}`),
+    ports,
+    masterFor(key: string) {
+      const slot = Number(spawnSync(REDIS_CLI, ['-p', String(ports[0]), 'cluster', 'keyslot', key], { encoding: 'utf8' }).stdout.trim());
+      const slots = spawnSync(REDIS_CLI, ['-p', String(ports[0]), 'cluster', 'slots'], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.trim());
+      // Flat output: start, end, ip, port, id, ... per range.
+      for (let i = 0; i + 3 < slots.length; i++) {
+        const start = Number(slots[i]);
+        const end = Number(slots[i + 1]);
+        if (Number.isInteger(start) && Number.isInteger(end) && slots[i + 2] === '127.0.0.1' && slot >= start && slot <= end) return Number(slots[i + 3]);
+      }
+      throw new Error(`no master for slot ${slot}`);
+    },
+    async stop() {
+      await Promise.all(procs.map(kill));
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
