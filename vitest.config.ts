@@ -7,6 +7,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['packages/*/test/**/*.test.ts'],
+          sequence: { groupOrder: 0 },
           testTimeout: 10_000,
         },
       },
@@ -14,6 +15,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/**/*.test.ts'],
+          sequence: { groupOrder: 1 },
           globalSetup: ['test/harness/global-setup.ts'],
           // Each file starts its own processes on free ports; two at a time suits a 2-core machine.
           pool: 'forks',

@@ -4,3 +4,4 @@ export { TestClient, UpgradeRefused, connect } from './client.js';
 export type { Frame, Closed } from './client.js';
 export { hsToken } from './tokens.js';
 export type { TokenOptions } from './tokens.js';
+export * from './keys.js';

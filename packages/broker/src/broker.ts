@@ -56,6 +56,10 @@ export interface Broker {
   /** The one sink for events of channels this node is subscribed to. */
   setListener(listener: BrokerListener): void;
   onReset(listener: ResetListener): void;
+  /** Sends a small control message (a direct message) to one node's inbox. */
+  sendToNode(nodeId: string, payload: string): Promise<void>;
+  /** The sink for this node's inbox. */
+  onNodeMessage(listener: (payload: string) => void): void;
   /** Assigns the next seq, stores the event in history and fans it out to every interested node. */
   publish(request: PublishRequest): Promise<BrokerEvent>;
   /** Reference-counted: the node receives the channel while at least one local subscriber wants it. */

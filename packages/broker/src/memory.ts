@@ -55,6 +55,17 @@ export class MemoryBroker implements Broker {
   /** One process never loses an event between publish and delivery: nothing to report. */
   onReset(): void {}
 
+  #inbox: (payload: string) => void = () => {};
+
+  /** A lone node's only inbox is its own. */
+  async sendToNode(_nodeId: string, payload: string): Promise<void> {
+    this.#inbox(payload);
+  }
+
+  onNodeMessage(listener: (payload: string) => void): void {
+    this.#inbox = listener;
+  }
+
   async publish(request: PublishRequest): Promise<BrokerEvent> {
     return this.publishSync(request);
   }

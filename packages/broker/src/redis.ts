@@ -39,6 +39,8 @@ export interface RedisBrokerOptions extends BrokerOptions {
    * @default "sy"
    */
   prefix?: string;
+  /** This node's id: its inbox channel for direct messages. */
+  nodeId?: string;
   /** @default 2000 */
   commandTimeoutMs?: number;
   /** @default 2000 */
@@ -87,6 +89,8 @@ export class RedisBroker implements Broker {
   readonly #channels = new Map<string, ChannelSub>();
   #listener: BrokerListener = () => {};
   #resetListener: ResetListener = () => {};
+  #inboxListener: (payload: string) => void = () => {};
+  readonly #inbox: string | undefined;
   #healthTimer: NodeJS.Timeout | undefined;
   #latencyMs: number | null = null;
   #healthy = false;
@@ -126,6 +130,16 @@ export class RedisBroker implements Broker {
       client.on('error', (err: Error) => this.#log.debug({ err: err.message }, 'redis connection error'));
     }
     this.#sub.on(this.#sharded ? 'smessageBuffer' : 'messageBuffer', (channel: Buffer, message: Buffer) => this.#onMessage(channel, message));
+    if (options.nodeId !== undefined) {
+      this.#inbox = this.#inboxChannel(options.nodeId);
+      void this.#subscribeInbox(this.#inbox);
+    }
+    for (const client of [this.#cmd, this.#sub]) {
+      client.on('ready', () => void this.#checkHealth());
+      client.on('close', () => {
+        this.#healthy = false;
+      });
+    }
     this.#sub.on('close', () => {
       if (!this.#subLost) this.#log.warn({}, 'redis subscriber connection lost');
       this.#subLost = true;
@@ -160,6 +174,41 @@ export class RedisBroker implements Broker {
 
   onReset(listener: ResetListener): void {
     this.#resetListener = listener;
+  }
+
+  #inboxChannel(nodeId: string): string {
+    return `${this.#prefix}:inbox:{${nodeId}}`;
+  }
+
+  /** Retries until subscribed: a node without its inbox would silently miss direct messages. */
+  async #subscribeInbox(name: string): Promise<void> {
+    for (let attempt = 0; this.#closing === undefined; attempt++) {
+      try {
+        await this.#subscribeRaw(name);
+        return;
+      } catch (err) {
+        if (attempt % 10 === 0) this.#log.warn({ err: (err as Error).message }, 'inbox subscribe failed; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 2000)));
+      }
+    }
+  }
+
+  #subscribeRaw(name: string): Promise<unknown> {
+    return this.#sharded ? (this.#sub as Cluster).ssubscribe(name) : (this.#sub as Redis).subscribe(name);
+  }
+
+  async sendToNode(nodeId: string, payload: string): Promise<void> {
+    const name = this.#inboxChannel(nodeId);
+    try {
+      if (this.#sharded) await (this.#cmd as Cluster).spublish(name, payload);
+      else await (this.#cmd as Redis).publish(name, payload);
+    } catch (err) {
+      throw new BrokerUnavailableError(`message to node ${nodeId} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  onNodeMessage(listener: (payload: string) => void): void {
+    this.#inboxListener = listener;
   }
 
   #keys(channel: string): [meta: string, hist: string, pubsub: string] {
@@ -204,7 +253,7 @@ export class RedisBroker implements Broker {
       return st.ready;
     }
     const pubsub = this.#keys(channel)[2];
-    const ready = (this.#sharded ? (this.#sub as Cluster).ssubscribe(pubsub) : (this.#sub as Redis).subscribe(pubsub)).then(
+    const ready = this.#subscribeRaw(pubsub).then(
       () => undefined,
     );
     st = { refs: 1, ready, last: 0, epoch: undefined, filling: false, pending: [], unsubscribeTimer: undefined };
@@ -274,6 +323,10 @@ export class RedisBroker implements Broker {
   #onMessage(rawChannel: Buffer, message: Buffer): void {
     // `<prefix>:{<channel>}`
     const name = rawChannel.toString();
+    if (name === this.#inbox) {
+      this.#inboxListener(message.toString());
+      return;
+    }
     const channel = name.slice(this.#prefix.length + 2, -1);
     const st = this.#channels.get(channel);
     if (st === undefined) return;

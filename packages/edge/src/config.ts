@@ -46,6 +46,7 @@ export const edgeSettings = {
 
   redisUrl: str('REDIS_URL', undefined, 'Redis for the cluster; unset: this node runs alone in memory'),
   redisClusterNodes: list('REDIS_CLUSTER_NODES', 'Redis Cluster seed nodes, `host:port,...`'),
+  heartbeatMs: int('HEARTBEAT_MS', 2000, 'registry heartbeat; a silent node drops out after 3', { min: 50 }),
 } as const;
 
 export type EdgeSettings = SettingsOf<typeof edgeSettings>;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { BrokerEvent } from '@switchyard/broker';
 import type { Claims } from './auth.js';
-import type { SessionRecord } from './sessions.js';
+import type { SessionRecord } from '@switchyard/sessions';
 import type { WebSocket } from './uws.js';
 
 export type ConnState = 'pending' | 'authenticating' | 'ready' | 'closed';

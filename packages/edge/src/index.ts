@@ -1,12 +1,12 @@
 export { EdgeNode } from './node.js';
-export type { EdgeDeps, JobAccess, ClusterView } from './node.js';
+export type { EdgeDeps, JobAccess } from './node.js';
+export { createClusterParts } from './cluster.js';
+export type { ClusterParts } from './cluster.js';
 export { edgeSettings, loadEdgeConfig, defaultWorkerId } from './config.js';
 export type { EdgeConfig, EdgeSettings } from './config.js';
 export { createVerifier, mintToken, CLOCK_TOLERANCE_S } from './auth.js';
 export type { Claims, TokenVerifier, MintOptions } from './auth.js';
 export { canSubscribe, canPublish } from './permissions.js';
-export { MemorySessionStore, newSessionId } from './sessions.js';
-export type { SessionStore, SessionRecord, SessionPosition } from './sessions.js';
 export { SwitchyardError, AuthError, UwsFallbackError } from './errors.js';
 export type { AuthFailure } from './errors.js';
 export { EdgeMetrics } from './metrics.js';

@@ -1,10 +1,11 @@
 import { timingSafeEqual } from 'node:crypto';
-import { MemoryBroker, type Broker, type BrokerEvent } from '@switchyard/broker';
+import { BrokerUnavailableError, type Broker, type BrokerEvent, type ChannelPosition } from '@switchyard/broker';
 import {
   CloseCode,
   ErrorCode,
   encodeError,
   encodeFrame,
+  encodeLocalEvent,
   isValidChannel,
   jobChannel,
   parseClientFrame,
@@ -21,9 +22,12 @@ import { AuthError } from './errors.js';
 import { HttpError, bearer, parseJsonBody, route, writeReply, type HttpReply, type RequestInfo } from './http.js';
 import { EdgeMetrics } from './metrics.js';
 import { canPublish, canSubscribe } from './permissions.js';
-import { MemorySessionStore, newSessionId, type SessionRecord, type SessionStore } from './sessions.js';
+import { newSessionId, type SessionRecord, type SessionStore, type WorkerRegistry } from '@switchyard/sessions';
+import { createClusterParts } from './cluster.js';
 import { loadUws, type HttpRequest, type HttpResponse, type TemplatedApp, type WebSocket, type us_listen_socket, type us_socket_context_t, type WebSocketBehavior } from './uws.js';
 
+/** Frames up to this size still reach the edge to be answered `too_large` + 1009. */
+const MAX_PAYLOAD_CEILING = 16 * 1024 * 1024;
 /** Frames a client may send while its first-frame `auth` is being verified. */
 const MAX_QUEUED_DURING_AUTH = 32;
 /** Live events buffered per joining subscription before it gives up on exact recovery. */
@@ -42,18 +46,12 @@ export interface JobAccess {
   cancel?(jobId: string, byUser: string): Promise<'cancelled' | 'not_found' | 'forbidden' | 'finished'>;
 }
 
-/** Cluster-wide figures for headers, /health and /stats. A lone node is its own cluster. */
-export interface ClusterView {
-  totalSessions(): number;
-  totalWorkers(): number;
-}
-
 export interface EdgeDeps {
   broker?: Broker;
   sessions?: SessionStore;
   logger?: Logger;
   jobs?: JobAccess;
-  cluster?: ClusterView;
+  registry?: WorkerRegistry;
 }
 
 type Lifecycle = 'new' | 'starting' | 'serving' | 'draining' | 'stopped';
@@ -69,7 +67,7 @@ export class EdgeNode {
   readonly metrics: EdgeMetrics;
   readonly log: Logger;
   readonly #jobs: JobAccess | undefined;
-  readonly #cluster: ClusterView;
+  readonly registry: WorkerRegistry;
   readonly #verifier: TokenVerifier;
   readonly #conns = new Set<Connection>();
   readonly #byId = new Map<string, Connection>();
@@ -93,10 +91,11 @@ export class EdgeNode {
   constructor(config: EdgeConfig, deps: EdgeDeps = {}) {
     this.config = config;
     this.log = deps.logger ?? pino({ level: config.logLevel, base: { worker_id: config.workerId } });
-    this.broker = deps.broker ?? new MemoryBroker({ historySize: config.historySize, historyTtlS: config.historyTtlS });
-    this.sessions = deps.sessions ?? new MemorySessionStore(config.sessionTtlS);
+    const parts = deps.broker === undefined || deps.sessions === undefined || deps.registry === undefined ? createClusterParts(config, this.log) : undefined;
+    this.broker = deps.broker ?? parts!.broker;
+    this.sessions = deps.sessions ?? parts!.sessions;
+    this.registry = deps.registry ?? parts!.registry;
     this.#jobs = deps.jobs;
-    this.#cluster = deps.cluster ?? { totalSessions: () => this.sessions.count(), totalWorkers: () => 1 };
     this.metrics = new EdgeMetrics(config.workerId);
     this.#verifier = createVerifier(config);
   }
@@ -121,7 +120,8 @@ export class EdgeNode {
     const behavior: WebSocketBehavior<SocketData> = {
       // uWS hard-closes (1006) past maxPayloadLength without a word; set it above our own
       // limit so an oversize frame reaches us and gets `too_large` + 1009 as the contract says.
-      maxPayloadLength: Math.max(c.maxMessageBytes * 4, 1 << 20),
+      // 16 MiB bounds what one client can make uWS buffer; past it uWS closes with 1006.
+      maxPayloadLength: Math.max(c.maxMessageBytes * 4, MAX_PAYLOAD_CEILING),
       // We close slow consumers ourselves with 4010 at MAX_BACKPRESSURE_BYTES; uWS's own cap
       // sits above it and only ever fires for a burst between two checks, closing rather than
       // silently dropping.
@@ -147,6 +147,8 @@ export class EdgeNode {
     this.#routes(app);
     this.#app = app;
     this.broker.setListener((event) => this.#deliver(event));
+    this.broker.onReset((channel, position) => this.#announceReset(channel, position));
+    this.broker.onNodeMessage((payload) => this.#onNodeMessage(payload));
 
     await new Promise<void>((resolve, reject) => {
       app.listen(c.host, c.port, (socket) => {
@@ -161,6 +163,12 @@ export class EdgeNode {
     });
     this.#pingTimer = setInterval(() => this.#pingSweep(), c.pingIntervalS * 1000);
     this.#pressureTimer = setInterval(() => this.#pressureSweep(), c.backpressureCheckMs);
+    await this.registry.start(() => ({
+      id: c.workerId,
+      connections: this.#conns.size,
+      startedAt: this.#startedAt,
+      draining: this.#state === 'draining',
+    }));
     this.#state = 'serving';
     this.log.info({ port: this.#port, host: c.host, broker: this.broker.kind }, 'edge listening');
     return this.#port;
@@ -316,8 +324,15 @@ export class EdgeNode {
         previous.end(SESSION_TAKEN_OVER, 'session_resumed_elsewhere');
       }
     }
+    if (record !== undefined && record.live === true && record.node !== undefined && record.node !== this.config.workerId) {
+      await this.#adoptPositions(record);
+      if (!conn.open) return;
+    }
     conn.session = record ?? { id: newSessionId(), userId: claims.sub, subscriptions: {} };
+    conn.session.node = this.config.workerId;
+    conn.session.live = true;
     this.#bySession.set(conn.session.id, conn);
+    this.registry.addConnection(conn.id, claims.sub);
     conn.state = 'ready';
     this.#armExpiry(conn);
     this.#sendAuthSuccess(conn, resumed, ref);
@@ -330,6 +345,26 @@ export class EdgeNode {
     }
     const queued = conn.queued.splice(0);
     for (const text of queued) this.#handleText(conn, text);
+  }
+
+  /**
+   * A session still marked live on another node was not closed cleanly: that node died
+   * (kill -9, crash) before saving where the client stood. It did record, in batches, the
+   * latest seq it handed out per channel; a live subscriber had been given those events, so
+   * they are the better resume point.
+   */
+  async #adoptPositions(record: SessionRecord): Promise<void> {
+    let positions: Record<string, { seq: number; epoch: string }>;
+    try {
+      positions = await this.registry.positionsOf(record.node!);
+    } catch (err) {
+      this.log.warn({ err }, 'could not read the previous node’s positions');
+      return;
+    }
+    for (const [channel, mine] of Object.entries(record.subscriptions)) {
+      const theirs = positions[channel];
+      if (theirs !== undefined && theirs.epoch === mine.epoch && theirs.seq > mine.seq) record.subscriptions[channel] = theirs;
+    }
   }
 
   #sendAuthSuccess(conn: Connection, resumed: boolean, ref: Ref | undefined): void {
@@ -440,6 +475,7 @@ export class EdgeNode {
     switch (frame.type) {
       case 'ping':
         conn.send(frame.ref === undefined ? '{"type":"pong"}' : encodeFrame({ type: 'pong', ref: frame.ref }));
+        this.metrics.count('pong', 'out');
         return;
       case 'auth':
         return this.#onAuthFrame(conn, frame.token, frame.session_id, frame.ref);
@@ -471,6 +507,7 @@ export class EdgeNode {
     const claims = conn.claims!;
     const result = (extra: { success: boolean; error?: string; seq?: number }) => {
       conn.send(encodeFrame({ type: 'subscription_result', channel, ...extra, ...(ref !== undefined && { ref }) }));
+      this.metrics.count('subscription_result', 'out');
     };
     if (conn.joining.has(channel)) {
       conn.send(encodeError(ErrorCode.BadFrame, `a subscribe to ${channel} is already in progress`, ref));
@@ -548,7 +585,10 @@ export class EdgeNode {
       conn.subscriptions.add(channel);
       const seen = this.#channelSeq.get(channel);
       if (seen === undefined || seen.seq < last || seen.epoch !== position.epoch) this.#channelSeq.set(channel, { seq: last, epoch: position.epoch });
-      if (conn.session !== undefined) conn.session.subscriptions[channel] = { seq: last, epoch: position.epoch };
+      if (conn.session !== undefined) {
+        conn.session.subscriptions[channel] = { seq: last, epoch: position.epoch };
+        this.#saveSession(conn.session);
+      }
       this.metrics.count('subscription_result', 'out');
     } catch (err) {
       if (interest) this.broker.unsubscribe(channel);
@@ -585,6 +625,7 @@ export class EdgeNode {
   async #unsubscribe(conn: Connection, channel: string, ref: Ref | undefined): Promise<void> {
     this.#leave(conn, channel);
     conn.send(encodeFrame({ type: 'unsubscribed', channel, ...(ref !== undefined && { ref }) }));
+    this.metrics.count('unsubscribed', 'out');
     if (conn.session !== undefined) void this.sessions.save(conn.session).catch(() => undefined);
   }
 
@@ -594,7 +635,10 @@ export class EdgeNode {
     if (app === undefined) return;
     const channel = event.channel;
     const seen = this.#channelSeq.get(channel);
-    if (seen !== undefined) seen.seq = event.seq;
+    if (seen !== undefined) {
+      seen.seq = event.seq;
+      this.registry.notePosition(channel, seen);
+    }
     const subscribers = app.numSubscribers(channel);
     if (subscribers > 0) app.publish(channel, event.frame, false, false);
     const joiners = this.#joiners.get(channel);
@@ -613,28 +657,117 @@ export class EdgeNode {
   async #publish(conn: Connection, channel: string, event: string, data: Json, ref: Ref | undefined): Promise<void> {
     if (!canPublish(conn.claims!, channel)) {
       conn.send(encodeError(ErrorCode.Forbidden, `no publish right on ${channel}`, ref));
+      this.metrics.count('error', 'out');
       return;
     }
-    const published = await this.broker.publish({ channel, event, dataJson: JSON.stringify(data) });
-    conn.send(encodeFrame({ type: 'ack', seq: published.seq, ...(ref !== undefined && { ref }) }));
+    const seq = await this.#publishOrLocal(channel, event, JSON.stringify(data));
+    conn.send(
+      seq === null
+        ? JSON.stringify({ type: 'ack', seq: null, degraded: true, ...(ref !== undefined && { ref }) })
+        : encodeFrame({ type: 'ack', seq, ...(ref !== undefined && { ref }) }),
+    );
+    this.metrics.count('ack', 'out');
   }
 
-  async #direct(conn: Connection, to: string, data: Json, ref: Ref | undefined): Promise<void> {
-    const targets: Connection[] = [];
-    if (to.startsWith('user:')) {
-      for (const c of this.#byUser.get(to.slice(5)) ?? []) if (c !== conn && c.state === 'ready') targets.push(c);
-    } else {
-      const c = this.#byId.get(to);
-      if (c !== undefined && c.state === 'ready') targets.push(c);
+  /**
+   * Publishes through the broker; while the broker is unreachable the event still reaches
+   * this node's subscribers (without a seq, marked degraded) rather than nobody. Returns
+   * the seq, or null for such a local-only delivery.
+   */
+  async #publishOrLocal(channel: string, event: string, dataJson: string): Promise<number | null> {
+    try {
+      return (await this.broker.publish({ channel, event, dataJson })).seq;
+    } catch (err) {
+      if (!(err instanceof BrokerUnavailableError)) throw err;
+      this.log.warn({ channel, err: err.message }, 'broker unreachable: delivering locally only');
+      const app = this.#app;
+      if (app !== undefined) {
+        const n = app.numSubscribers(channel);
+        if (n > 0) app.publish(channel, encodeLocalEvent(channel, event, dataJson, Date.now()), false, false);
+        this.metrics.count('event', 'out', n);
+      }
+      return null;
     }
-    if (targets.length === 0) {
+  }
+
+  /** Subscribers of a channel whose stream could not be kept gap-free learn it here. */
+  #announceReset(channel: string, position: ChannelPosition): void {
+    const seen = this.#channelSeq.get(channel);
+    if (seen !== undefined) {
+      seen.seq = Math.max(0, position.seq - 1);
+      seen.epoch = position.epoch;
+    }
+    const frame = encodeFrame({ type: 'subscription_result', channel, success: true, seq: position.seq, epoch: position.epoch, recovered: false });
+    this.#app?.publish(channel, frame, false, false);
+    this.log.warn({ channel, epoch: position.epoch }, 'channel history reset; subscribers told recovered:false');
+  }
+
+  /**
+   * Direct messages reach local targets at once and other nodes through their broker
+   * inbox; the registry says which nodes hold the target. `not_found` only when no node does.
+   */
+  async #direct(conn: Connection, to: string, data: Json, ref: Ref | undefined): Promise<void> {
+    const frame = encodeFrame({ type: 'direct', from: conn.id, user_id: conn.userId, data });
+    const me = this.config.workerId;
+    let delivered = 0;
+    let remote: string[] = [];
+    let payload: string;
+    if (to.startsWith('user:')) {
+      const userId = to.slice(5);
+      delivered = this.#deliverDirectToUser(userId, conn.id, frame);
+      payload = `u\t${userId}\t${conn.id}\t${frame}`;
+      remote = (await this.registry.nodesOfUser(userId).catch(() => [] as string[])).filter((n) => n !== me);
+    } else {
+      const local = this.#byId.get(to);
+      payload = `c\t${to}\t${frame}`;
+      if (local !== undefined && local.state === 'ready') {
+        local.send(frame);
+        delivered = 1;
+      } else {
+        const node = await this.registry.locateConnection(to).catch(() => undefined);
+        if (node !== undefined && node !== me) remote = [node];
+      }
+    }
+    const sent = await Promise.all(remote.map((node) => this.broker.sendToNode(node, payload).then(() => true, () => false)));
+    if (delivered === 0 && !sent.includes(true)) {
       conn.send(encodeError(ErrorCode.NotFound, `no connection for ${to}`, ref));
+      this.metrics.count('error', 'out');
       return;
     }
-    const frame = encodeFrame({ type: 'direct', from: conn.id, user_id: conn.userId, data });
-    for (const target of targets) target.send(frame);
-    this.metrics.count('direct', 'out', targets.length);
+    this.metrics.count('direct', 'out', delivered);
     conn.send(encodeFrame({ type: 'ack', ...(ref !== undefined && { ref }) }));
+    this.metrics.count('ack', 'out');
+  }
+
+  #deliverDirectToUser(userId: string, exceptConnId: string, frame: string): number {
+    let n = 0;
+    for (const c of this.#byUser.get(userId) ?? []) {
+      if (c.id !== exceptConnId && c.state === 'ready') {
+        c.send(frame);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** A direct message routed here by another node: `c\t<conn>\t<frame>` or `u\t<user>\t<except>\t<frame>`. */
+  #onNodeMessage(payload: string): void {
+    const a = payload.indexOf('\t');
+    const b = payload.indexOf('\t', a + 1);
+    if (a < 0 || b < 0) return;
+    const kind = payload.slice(0, a);
+    if (kind === 'c') {
+      const target = this.#byId.get(payload.slice(a + 1, b));
+      if (target !== undefined && target.state === 'ready') {
+        target.send(payload.slice(b + 1));
+        this.metrics.count('direct', 'out');
+      }
+    } else if (kind === 'u') {
+      const c = payload.indexOf('\t', b + 1);
+      if (c < 0) return;
+      const n = this.#deliverDirectToUser(payload.slice(a + 1, b), payload.slice(b + 1, c), payload.slice(c + 1));
+      this.metrics.count('direct', 'out', n);
+    }
   }
 
   async #cancel(conn: Connection, jobId: string, ref: Ref | undefined): Promise<void> {
@@ -661,12 +794,14 @@ export class EdgeNode {
     if (mine !== undefined) {
       mine.delete(conn);
       if (mine.size === 0) this.#byUser.delete(conn.userId);
+      this.registry.removeConnection(conn.id, conn.userId);
     }
     for (const channel of conn.subscriptions) this.broker.unsubscribe(channel);
     for (const channel of conn.joining.keys()) this.#joiners.get(channel)?.delete(conn);
     const session = conn.session;
     if (session !== undefined && this.#bySession.get(session.id) === conn) {
       this.#bySession.delete(session.id);
+      session.live = false;
       for (const channel of conn.subscriptions) {
         const seen = this.#channelSeq.get(channel);
         if (seen !== undefined) session.subscriptions[channel] = { seq: seen.seq, epoch: seen.epoch };
@@ -737,8 +872,8 @@ export class EdgeNode {
     return [
       ['X-WebSocket-Worker-ID', this.config.workerId],
       ['X-WebSocket-Local-Connections', String(this.#conns.size)],
-      ['X-WebSocket-Total-Sessions', String(this.#cluster.totalSessions())],
-      ['X-WebSocket-Total-Workers', String(this.#cluster.totalWorkers())],
+      ['X-WebSocket-Total-Sessions', String(this.sessions.count())],
+      ['X-WebSocket-Total-Workers', String(this.registry.totalWorkers())],
     ];
   }
 
@@ -770,8 +905,8 @@ export class EdgeNode {
         websocket: {
           worker_id: this.config.workerId,
           local_connections: this.#conns.size,
-          total_sessions: this.#cluster.totalSessions(),
-          total_workers: this.#cluster.totalWorkers(),
+          total_sessions: this.sessions.count(),
+          total_workers: this.registry.totalWorkers(),
           session_store_healthy: true,
           message_broker_healthy: broker.healthy,
         },
@@ -801,8 +936,8 @@ export class EdgeNode {
       authenticated_connections: authenticated,
       users: this.#byUser.size,
       sessions: this.sessions.count(),
-      total_sessions: this.#cluster.totalSessions(),
-      total_workers: this.#cluster.totalWorkers(),
+      total_sessions: this.sessions.count(),
+      total_workers: this.registry.totalWorkers(),
       channels: this.#channelSeq.size,
       subscriptions,
       messages_in: this.metrics.messagesIn,
@@ -831,9 +966,9 @@ export class EdgeNode {
       }
       if (!canPublish(claims, channel)) throw new HttpError(403, ErrorCode.Forbidden, `no publish right on ${channel}`);
     }
-    const published = await this.broker.publish({ channel, event, dataJson: JSON.stringify(body['data']) });
+    const seq = await this.#publishOrLocal(channel, event, JSON.stringify(body['data']));
     this.metrics.count('broadcast', 'in');
-    return { status: 202, body: { channel, seq: published.seq } };
+    return { status: 202, body: seq === null ? { channel, seq: null, degraded: true } : { channel, seq } };
   }
 
   async #mintToken(info: RequestInfo): Promise<HttpReply> {
@@ -896,8 +1031,11 @@ export class EdgeNode {
     const deadline = Date.now() + this.config.drainTimeoutMs;
     const jitter = Math.min(MAX_RECONNECT_JITTER_MS, Math.floor(this.config.drainTimeoutMs / 4));
     this.log.info({ connections: this.#conns.size }, 'draining');
+    // Leave the registry first so the cluster stops counting (and routing to) this node.
+    await this.registry.leave().catch((err: unknown) => this.log.warn({ err }, 'leaving the registry failed'));
     for (const conn of [...this.#conns]) {
       conn.send(encodeFrame({ type: 'reconnect', reason: 'draining', after_ms: Math.floor(Math.random() * (jitter + 1)) }));
+      this.metrics.count('reconnect', 'out');
       conn.end(CloseCode.Restart, 'draining');
     }
     while (this.#conns.size > 0 && Date.now() < deadline) await sleep(25);
@@ -925,7 +1063,10 @@ export class EdgeNode {
     for (const conn of [...this.#conns]) {
       if (conn.open) conn.ws!.close();
     }
-    await Promise.allSettled([this.broker.close(), this.sessions.close()]);
+    // Sessions are saved by the close handlers above; the registry flushes positions and
+    // leaves; only then may the broker's connections (which the others share) go.
+    await Promise.allSettled([this.sessions.close(), this.registry.close()]);
+    await this.broker.close();
     this.log.info('edge stopped');
   }
 

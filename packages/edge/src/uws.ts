@@ -35,7 +35,10 @@ export function loadUws(): Uws {
   return uws;
 }
 
-/** The native addon's functions are host functions; the shim's are JavaScript. */
+/**
+ * The native addon's functions are host functions, whose source reads `{ [native code] }`;
+ * the shim's are JavaScript (anchored, so a JavaScript body that merely mentions the words does not pass).
+ */
 export function isNative(uws: Partial<Uws>): boolean {
-  return typeof uws.App === 'function' && /\[native code\]/.test(Function.prototype.toString.call(uws.App));
+  return typeof uws.App === 'function' && /\{\s*\[native code\]\s*\}$/.test(Function.prototype.toString.call(uws.App));
 }

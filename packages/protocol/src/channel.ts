@@ -46,8 +46,9 @@ export function matchesAny(patterns: readonly string[] | undefined, subject: str
   return false;
 }
 
-/** `job:<id>` channel for a job id, or undefined when the id would not make a valid channel. */
+/** `job:<id>` channel for a job id, or undefined when the id is empty or would not make a valid channel. */
 export function jobChannel(jobId: string): string | undefined {
+  if (jobId.length === 0) return undefined;
   const channel = `job:${jobId}`;
   return isValidChannel(channel) ? channel : undefined;
 }

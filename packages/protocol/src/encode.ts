@@ -23,6 +23,24 @@ export function encodeEvent(channel: string, seq: number, event: string, dataJso
   );
 }
 
+/**
+ * An event delivered only on this node while the broker is unreachable: it has no
+ * cluster-wide seq and is not in history, and says so with `"degraded":true`.
+ */
+export function encodeLocalEvent(channel: string, event: string, dataJson: string, timestamp: number): string {
+  return (
+    '{"type":"event","channel":"' +
+    channel +
+    '","event":' +
+    JSON.stringify(event) +
+    ',"data":' +
+    dataJson +
+    ',"timestamp":"' +
+    new Date(timestamp).toISOString() +
+    '","degraded":true}'
+  );
+}
+
 export function encodeFrame(frame: ServerFrame): string {
   return JSON.stringify(frame);
 }

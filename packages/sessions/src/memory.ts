@@ -1,0 +1,103 @@
+import type { SessionPosition, SessionRecord, SessionStore, WorkerInfo, WorkerRegistry } from './types.js';
+
+const SWEEP_INTERVAL_MS = 30_000;
+
+export class MemorySessionStore implements SessionStore {
+  readonly #ttlMs: number;
+  readonly #records = new Map<string, { record: SessionRecord; expiresAt: number }>();
+  #sweeper: NodeJS.Timeout | undefined;
+
+  constructor(ttlS: number) {
+    this.#ttlMs = ttlS * 1000;
+    this.#sweeper = setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS);
+    this.#sweeper.unref();
+  }
+
+  async load(id: string): Promise<SessionRecord | undefined> {
+    const entry = this.#records.get(id);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt <= Date.now()) {
+      this.#records.delete(id);
+      return undefined;
+    }
+    // A copy, as a store across the network would give: the caller owns what it loads.
+    return copy(entry.record);
+  }
+
+  async save(record: SessionRecord): Promise<void> {
+    this.#records.set(record.id, { record: copy(record), expiresAt: Date.now() + this.#ttlMs });
+  }
+
+  async delete(id: string): Promise<void> {
+    this.#records.delete(id);
+  }
+
+  count(): number {
+    return this.#records.size;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+    this.#records.clear();
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const [id, entry] of this.#records) if (entry.expiresAt <= now) this.#records.delete(id);
+  }
+}
+
+function copy(record: SessionRecord): SessionRecord {
+  const subscriptions: Record<string, SessionPosition> = {};
+  for (const [ch, p] of Object.entries(record.subscriptions)) subscriptions[ch] = { seq: p.seq, epoch: p.epoch };
+  return { id: record.id, userId: record.userId, subscriptions, ...(record.node !== undefined && { node: record.node }), ...(record.live !== undefined && { live: record.live }) };
+}
+
+/** A lone node is the whole cluster. */
+export class MemoryRegistry implements WorkerRegistry {
+  readonly #id: string;
+  #self: (() => WorkerInfo) | undefined;
+  readonly #conns = new Map<string, string>();
+
+  constructor(workerId: string) {
+    this.#id = workerId;
+  }
+
+  async start(self: () => WorkerInfo): Promise<void> {
+    this.#self = self;
+  }
+  totalWorkers(): number {
+    return 1;
+  }
+  totalConnections(): number {
+    return this.#self?.().connections ?? 0;
+  }
+  workers(): readonly WorkerInfo[] {
+    return this.#self === undefined ? [] : [this.#self()];
+  }
+  isAlive(workerId: string): boolean {
+    return workerId === this.#id;
+  }
+  async locateConnection(connectionId: string): Promise<string | undefined> {
+    return this.#conns.has(connectionId) ? this.#id : undefined;
+  }
+  async nodesOfUser(userId: string): Promise<string[]> {
+    for (const user of this.#conns.values()) if (user === userId) return [this.#id];
+    return [];
+  }
+  addConnection(connectionId: string, userId: string): void {
+    this.#conns.set(connectionId, userId);
+  }
+  removeConnection(connectionId: string): void {
+    this.#conns.delete(connectionId);
+  }
+  notePosition(): void {}
+  async positionsOf(): Promise<Record<string, SessionPosition>> {
+    return {};
+  }
+  async leave(): Promise<void> {}
+  async close(): Promise<void> {
+    this.#conns.clear();
+  }
+}

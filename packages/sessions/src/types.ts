@@ -1,0 +1,67 @@
+/** Where a session stood on one channel: the last seq it was given, in which history epoch. */
+export interface SessionPosition {
+  seq: number;
+  epoch: string;
+}
+
+export interface SessionRecord {
+  readonly id: string;
+  readonly userId: string;
+  /** Channel → position. */
+  subscriptions: Record<string, SessionPosition>;
+  /** The node that last held the session live (to recover positions if it died). */
+  node?: string;
+  /** True while a connection holds it; a record still live on a dead node was never closed cleanly. */
+  live?: boolean;
+}
+
+/**
+ * Sessions outlive connections by WEBSOCKET_SESSION_TTL so a client can resume on any
+ * node. Positions are written when subscriptions change and when a connection closes, not
+ * per delivered message; a node that dies leaves its latest positions in the registry.
+ */
+export interface SessionStore {
+  load(id: string): Promise<SessionRecord | undefined>;
+  /** Writes the record and restarts its TTL. */
+  save(record: SessionRecord): Promise<void>;
+  delete(id: string): Promise<void>;
+  /** Sessions alive (connected or resumable), cluster-wide; a cached figure. */
+  count(): number;
+  close(): Promise<void>;
+}
+
+/** What a node says about itself at each heartbeat. */
+export interface WorkerInfo {
+  id: string;
+  connections: number;
+  startedAt: number;
+  draining: boolean;
+}
+
+/**
+ * Nodes announce themselves with TTL heartbeats; one that stops is gone within three
+ * heartbeats, one that drains leaves at once. Also tracks where users' connections live
+ * (for direct messages across nodes) and each node's delivered channel positions.
+ */
+export interface WorkerRegistry {
+  /** Starts heartbeating. */
+  start(self: () => WorkerInfo): Promise<void>;
+  /** Cached, refreshed each heartbeat. */
+  totalWorkers(): number;
+  totalConnections(): number;
+  workers(): readonly WorkerInfo[];
+  isAlive(workerId: string): boolean;
+  /** Where a connection lives; undefined when absent or its node is gone. */
+  locateConnection(connectionId: string): Promise<string | undefined>;
+  /** Nodes (alive) holding connections of a user. */
+  nodesOfUser(userId: string): Promise<string[]>;
+  addConnection(connectionId: string, userId: string): void;
+  removeConnection(connectionId: string, userId: string): void;
+  /** Latest seq this node handed to local subscribers, per channel; flushed in batches. */
+  notePosition(channel: string, position: SessionPosition): void;
+  /** Positions a (possibly dead) node last recorded. */
+  positionsOf(workerId: string): Promise<Record<string, SessionPosition>>;
+  /** Leaves the registry at once (drain). */
+  leave(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,194 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { connect, hsToken, startEdge, TestClient, type EdgeProcess, type Frame } from '../harness/index.js';
+import { waitFor } from '../harness/ports.js';
+import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../harness/redis.js';
+
+const KEY = 'bk-cluster';
+const HEARTBEAT_MS = 300;
+
+async function broadcast(edge: EdgeProcess, channel: string, data: unknown, event = 'tick'): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${edge.http}/broadcast`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ channel, event, data }),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+async function health(edge: EdgeProcess): Promise<Record<string, any>> {
+  const res = await fetch(`${edge.http}/health`);
+  return (await res.json()) as Record<string, any>;
+}
+
+function startNodes(env: Record<string, string>, ids: string[]): Promise<EdgeProcess[]> {
+  return Promise.all(ids.map((id) => startEdge({ ...env, WORKER_ID: id, BROADCAST_API_KEY: KEY, HEARTBEAT_MS: String(HEARTBEAT_MS) })));
+}
+
+/** Takes events of a channel until `count` have arrived, in arrival order. */
+async function takeEvents(client: TestClient, channel: string, count: number, timeoutMs = 10_000): Promise<Frame[]> {
+  const out: Frame[] = [];
+  for (let i = 0; i < count; i++) out.push(await client.next((f) => f.type === 'event' && f['channel'] === channel, timeoutMs));
+  return out;
+}
+
+const seqs = (frames: Frame[]) => frames.map((f) => f['seq']);
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+function clusterSuite(name: string, backend: () => Promise<{ env: Record<string, string>; stop(): Promise<void>; restart?(downMs: number): Promise<void> }>) {
+  describe(name, () => {
+    let stopBackend: () => Promise<void>;
+    let restartBackend: ((downMs: number) => Promise<void>) | undefined;
+    let env: Record<string, string>;
+    const started: EdgeProcess[] = [];
+    const nodes = async (...ids: string[]) => {
+      const n = await startNodes(env, ids);
+      started.push(...n);
+      return n;
+    };
+
+    beforeAll(async () => {
+      const b = await backend();
+      env = b.env;
+      stopBackend = b.stop;
+      restartBackend = b.restart;
+    });
+    afterEach(async () => {
+      await Promise.all(started.splice(0).map((e) => e.stop()));
+    });
+    afterAll(async () => {
+      await stopBackend?.();
+    });
+
+    it('delivers across nodes, with one seq sequence per channel, and counts every worker', async () => {
+      const [a, b, c] = await nodes('a1', 'b1', 'c1');
+      const { client: onA } = await connect(a!.url, await hsToken({ sub: 'u1', channels: ['room:*'], publish: ['room:*'] }));
+      const { client: onC } = await connect(c!.url, await hsToken({ sub: 'u2', channels: ['room:*'], publish: ['room:*'] }));
+      const channels = Array.from({ length: 6 }, (_, i) => `room:${name.length}-${i}`);
+      for (const ch of channels) {
+        expect(await onA.request({ type: 'subscribe', channel: ch })).toMatchObject({ success: true, seq: 0 });
+        expect(await onC.request({ type: 'subscribe', channel: ch })).toMatchObject({ success: true });
+      }
+      for (const ch of channels) {
+        expect((await broadcast(b!, ch, { from: 'b' })).status).toBe(202);
+        expect(await onC.request({ type: 'publish', channel: ch, event: 'chat', data: { from: 'c' } })).toMatchObject({ type: 'ack', seq: 2 });
+      }
+      for (const ch of channels) {
+        const got = await takeEvents(onA, ch, 2);
+        expect(seqs(got)).toEqual([1, 2]);
+        expect(got[1]).toMatchObject({ event: 'chat', data: { from: 'c' } });
+      }
+      await waitFor(async () => ((await health(b!)).websocket.total_workers === 3 ? true : undefined), 5000, 'three workers');
+      await waitFor(async () => {
+        const res = await fetch(`${a!.http}/health`);
+        return res.headers.get('x-websocket-total-workers') === '3' && Number(res.headers.get('x-websocket-total-sessions')) >= 2 ? true : undefined;
+      }, 5000, 'cluster-wide figures in the headers');
+      expect((await health(a!)).redis.status).toBe('ok');
+      onA.close();
+      onC.close();
+    });
+
+    it('resumes a session on another node after kill -9, every event once and in order', async () => {
+      const [a, b] = await nodes('a2', 'b2');
+      const token = await hsToken({ sub: 'resumer', channels: ['feed:*'] });
+      const { client, hello } = await connect(a!.url, token);
+      const channel = `feed:${name.length}`;
+      await client.request({ type: 'subscribe', channel });
+      for (let i = 1; i <= 5; i++) await broadcast(b!, channel, { i });
+      expect(seqs(await takeEvents(client, channel, 5))).toEqual(range(1, 5));
+      // Let the node record where it stood (it batches positions every 100 ms).
+      await new Promise((r) => setTimeout(r, 400));
+      a!.kill('SIGKILL');
+      await client.closed;
+      for (let i = 6; i <= 10; i++) await broadcast(b!, channel, { i });
+
+      const { client: again, hello: hello2 } = await connect(b!.url, token, { session_id: hello['session_id'] });
+      expect(hello2).toMatchObject({ type: 'auth_success', resumed: true, session_id: hello['session_id'], node_id: 'b2' });
+      const result = await again.next('subscription_result');
+      expect(result).toMatchObject({ channel, success: true, recovered: true });
+      expect(seqs(await takeEvents(again, channel, 5))).toEqual(range(6, 10));
+      await broadcast(b!, channel, { i: 11 });
+      expect(seqs(await takeEvents(again, channel, 1))).toEqual([11]);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(again.unread().filter((f) => f.type === 'event')).toEqual([]);
+      // The killed node drops out within three heartbeats.
+      await waitFor(async () => ((await health(b!)).websocket.total_workers === 1 ? true : undefined), HEARTBEAT_MS * 3 + 3000, 'dead node dropped');
+      again.close();
+    });
+
+    it('replays since across nodes and says recovered:false past the retained history', async () => {
+      const [a, b] = await startNodes({ ...env, HISTORY_SIZE: '4' }, ['a3', 'b3']);
+      started.push(a!, b!);
+      const channel = `hist:${name.length}`;
+      for (let i = 1; i <= 10; i++) await broadcast(a!, channel, { i });
+      const { client } = await connect(b!.url, await hsToken({ sub: 'h', channels: ['hist:*'] }));
+      expect(await client.request({ type: 'subscribe', channel, since: 7 })).toMatchObject({ success: true, seq: 10, recovered: true });
+      expect(seqs(await takeEvents(client, channel, 3))).toEqual([8, 9, 10]);
+      const { client: late } = await connect(b!.url, await hsToken({ sub: 'h2', channels: ['hist:*'] }));
+      expect(await late.request({ type: 'subscribe', channel, since: 2 })).toMatchObject({ success: true, seq: 10, recovered: false });
+      expect(seqs(await takeEvents(late, channel, 4))).toEqual([7, 8, 9, 10]);
+      client.close();
+      late.close();
+    });
+
+    it('sends a direct message to every connection of a user on two other nodes', async () => {
+      const [a, b, c] = await nodes('a4', 'b4', 'c4');
+      const { client: alice } = await connect(a!.url, await hsToken({ sub: 'alice' }));
+      const { client: bob1 } = await connect(b!.url, await hsToken({ sub: 'bob' }));
+      const { client: bob2, hello: bob2Hello } = await connect(c!.url, await hsToken({ sub: 'bob' }));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await alice.request({ type: 'direct', to: 'user:bob', data: { hi: 1 } })).toMatchObject({ type: 'ack' });
+      for (const bob of [bob1, bob2]) expect(await bob.next('direct')).toMatchObject({ user_id: 'alice', data: { hi: 1 } });
+      expect(await alice.request({ type: 'direct', to: bob2Hello['connection_id'], data: { only: 2 } })).toMatchObject({ type: 'ack' });
+      expect(await bob2.next('direct')).toMatchObject({ data: { only: 2 } });
+      expect(await alice.request({ type: 'direct', to: 'user:nobody', data: 1 })).toMatchObject({ type: 'error', code: 'not_found' });
+      expect(await alice.request({ type: 'direct', to: 'c_doesnotexist', data: 1 })).toMatchObject({ type: 'error', code: 'not_found' });
+      for (const c of [alice, bob1, bob2]) c.close();
+    });
+
+    if (name.includes('one Redis')) {
+      it('survives a Redis restart: degraded meanwhile, local delivery goes on, then recovered:false and live again', async () => {
+        const [a, b] = await nodes('a5', 'b5');
+        const channel = 'restart:1';
+        const { client } = await connect(a!.url, await hsToken({ sub: 'r', channels: ['restart:*'], publish: ['restart:*'] }));
+        await client.request({ type: 'subscribe', channel });
+        await broadcast(b!, channel, { before: true });
+        expect(seqs(await takeEvents(client, channel, 1))).toEqual([1]);
+        await restartBackend!(1500).then(() => undefined);
+        // Redis is back (empty). The node resubscribes; the reset is announced; new events flow.
+        await waitFor(async () => ((await health(a!)).status === 'healthy' ? true : undefined), 15_000, 'healthy again');
+        await waitFor(async () => ((await broadcast(b!, channel, { after: true })).status === 202 ? true : undefined), 15_000, 'publish after restart');
+        const after = await client.next((f) => f.type === 'event' && (f['data'] as Record<string, unknown>)['after'] === true, 15_000);
+        expect(after['seq']).toBe(1);
+        expect(client.frames.some((f) => f.type === 'subscription_result' && f['channel'] === channel && f['recovered'] === false)).toBe(true);
+        client.close();
+      });
+
+      it('reports degraded while Redis is down and keeps local delivery working', async () => {
+        const [a] = await nodes('a6');
+        const { client } = await connect(a!.url, await hsToken({ sub: 'd', channels: ['down:*'], publish: ['down:*'] }));
+        await client.request({ type: 'subscribe', channel: 'down:1' });
+        const killed = restartBackend!(4000);
+        await waitFor(async () => {
+          const h = await health(a!);
+          return h.status === 'degraded' && h.redis.status === 'down' ? true : undefined;
+        }, 10_000, 'degraded');
+        const ack = await client.request({ type: 'publish', channel: 'down:1', event: 'local', data: { x: 1 } });
+        expect(ack).toMatchObject({ type: 'ack', degraded: true });
+        expect(await client.next((f) => f.type === 'event' && f['event'] === 'local')).toMatchObject({ channel: 'down:1', data: { x: 1 } });
+        await killed;
+        await waitFor(async () => ((await health(a!)).status === 'healthy' ? true : undefined), 15_000, 'healthy again');
+        client.close();
+      });
+    }
+  });
+}
+
+clusterSuite('three nodes on one Redis', async () => {
+  const redis: RedisServer = await startRedis();
+  return { env: { REDIS_URL: redis.url }, stop: () => redis.stop(), restart: (ms) => redis.restart(ms) };
+});
+
+clusterSuite('three nodes on a 3-master Redis Cluster', async () => {
+  const cluster: RedisCluster = await startRedisCluster(3);
+  return { env: { REDIS_CLUSTER_NODES: cluster.nodes.join(',') }, stop: () => cluster.stop() };
+});
