@@ -340,7 +340,8 @@ export class EdgeNode {
 
     if (record !== undefined) {
       for (const [channel, position] of Object.entries(record.subscriptions)) {
-        void this.#join(conn, channel, position.seq, undefined, position.epoch);
+        // Rights are checked again: the new token may grant less than the one that made the session.
+        this.#subscribe(conn, channel, position.seq, undefined, position.epoch).catch((err: unknown) => this.#internal(conn, err, undefined));
       }
     }
     const queued = conn.queued.splice(0);
@@ -503,7 +504,7 @@ export class EdgeNode {
     return false;
   }
 
-  async #subscribe(conn: Connection, channel: string, since: number | undefined, ref: Ref | undefined): Promise<void> {
+  async #subscribe(conn: Connection, channel: string, since: number | undefined, ref: Ref | undefined, epoch?: string): Promise<void> {
     const claims = conn.claims!;
     const result = (extra: { success: boolean; error?: string; seq?: number }) => {
       conn.send(encodeFrame({ type: 'subscription_result', channel, ...extra, ...(ref !== undefined && { ref }) }));
@@ -519,6 +520,14 @@ export class EdgeNode {
     }
     if (!(await this.#mayRead(claims, channel))) return result({ success: false, error: ErrorCode.Forbidden });
     if (!conn.open) return;
+    // Checked again after the await: subscribes pipelined by one client must not overshoot the limit together.
+    if (!conn.subscriptions.has(channel) && conn.subscriptions.size + conn.joining.size >= this.config.maxSubscriptionsPerConnection) {
+      return result({ success: false, error: ErrorCode.TooManySubscriptions });
+    }
+    if (conn.joining.has(channel)) {
+      conn.send(encodeError(ErrorCode.BadFrame, `a subscribe to ${channel} is already in progress`, ref));
+      return;
+    }
     if (already) {
       if (since === undefined) {
         const position = await this.broker.position(channel);
@@ -527,7 +536,7 @@ export class EdgeNode {
       // A repeated subscribe with `since` asks for a replay: rejoin from that point.
       this.#leave(conn, channel);
     }
-    await this.#join(conn, channel, since, ref, undefined);
+    await this.#join(conn, channel, since, ref, epoch);
   }
 
   /**
