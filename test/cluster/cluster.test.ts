@@ -163,8 +163,10 @@ function clusterSuite(name: string, backend: () => Promise<{ env: Record<string,
         client.close();
       });
 
-      it('reports degraded while Redis is down and keeps local delivery working', async () => {
-        const [a] = await nodes('a6');
+      it('reports degraded while Redis is down, turns not-ready past the grace, keeps local delivery working', async () => {
+        const [a] = await startNodes({ ...env, READY_REDIS_GRACE_MS: '500' }, ['a6']);
+        started.push(a!);
+        expect((await fetch(`${a!.http}/ready`)).status).toBe(200);
         const { client } = await connect(a!.url, await hsToken({ sub: 'd', channels: ['down:*'], publish: ['down:*'] }));
         await client.request({ type: 'subscribe', channel: 'down:1' });
         const killed = restartBackend!(4000);
@@ -172,11 +174,18 @@ function clusterSuite(name: string, backend: () => Promise<{ env: Record<string,
           const h = await health(a!);
           return h.status === 'degraded' && h.redis.status === 'down' ? true : undefined;
         }, 10_000, 'degraded');
+        await waitFor(async () => {
+          const res = await fetch(`${a!.http}/ready`);
+          const body = (await res.json()) as { reasons?: string[] };
+          return res.status === 503 && body.reasons?.some((r) => r.includes('redis')) ? true : undefined;
+        }, 10_000, '/ready 503 while Redis is away');
+        expect((await health(a!)).not_ready).toEqual([expect.stringContaining('redis unreachable')]);
         const ack = await client.request({ type: 'publish', channel: 'down:1', event: 'local', data: { x: 1 } });
         expect(ack).toMatchObject({ type: 'ack', degraded: true });
         expect(await client.next((f) => f.type === 'event' && f['event'] === 'local')).toMatchObject({ channel: 'down:1', data: { x: 1 } });
         await killed;
         await waitFor(async () => ((await health(a!)).status === 'healthy' ? true : undefined), 15_000, 'healthy again');
+        await waitFor(async () => ((await fetch(`${a!.http}/ready`)).status === 200 ? true : undefined), 5000, 'ready again');
         client.close();
       });
     }

@@ -47,6 +47,7 @@ export const edgeSettings = {
   redisUrl: str('REDIS_URL', undefined, 'Redis for the cluster; unset: this node runs alone in memory'),
   redisClusterNodes: list('REDIS_CLUSTER_NODES', 'Redis Cluster seed nodes, `host:port,...`'),
   heartbeatMs: int('HEARTBEAT_MS', 2000, 'registry heartbeat; a silent node drops out after 3', { min: 50 }),
+  readyRedisGraceMs: int('READY_REDIS_GRACE_MS', 10_000, '/ready turns 503 once Redis has been unreachable this long', { min: 0 }),
 } as const;
 
 export type EdgeSettings = SettingsOf<typeof edgeSettings>;

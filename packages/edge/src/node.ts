@@ -86,6 +86,7 @@ export class EdgeNode {
   #pressureTimer: NodeJS.Timeout | undefined;
   #stopping: Promise<void> | undefined;
   #draining: Promise<void> | undefined;
+  #brokerDownSince: number | undefined;
   readonly #startedAt = Date.now();
 
   constructor(config: EdgeConfig, deps: EdgeDeps = {}) {
@@ -855,6 +856,7 @@ export class EdgeNode {
   }
 
   #pingSweep(): void {
+    this.#notReadyReasons();
     const now = Date.now();
     const idleMs = this.config.idleTimeoutS * 1000;
     for (const conn of this.#conns) {
@@ -904,6 +906,7 @@ export class EdgeNode {
   }
 
   #health(): HttpReply {
+    const reasons = this.#notReadyReasons();
     const broker = this.broker.health();
     const status = this.#state === 'stopped' ? 'unhealthy' : broker.healthy ? 'healthy' : 'degraded';
     const redisUsed = this.broker.kind === 'redis';
@@ -922,14 +925,36 @@ export class EdgeNode {
         redis: { status: redisUsed ? broker.status : 'disabled', latency_ms: redisUsed ? broker.latencyMs : null },
         kafka: { status: 'disabled' },
         draining: this.#state === 'draining',
+        ready: reasons.length === 0,
+        ...(reasons.length > 0 && { not_ready: reasons }),
         uptime_s: Math.round((Date.now() - this.#startedAt) / 1000),
       },
     };
   }
 
   #ready(): HttpReply {
-    const ready = this.#state === 'serving';
-    return { status: ready ? 200 : 503, body: { ready, state: this.#state } };
+    const reasons = this.#notReadyReasons();
+    const ready = reasons.length === 0;
+    return { status: ready ? 200 : 503, body: { ready, state: this.#state, ...(!ready && { reasons }) } };
+  }
+
+  /**
+   * Why a load balancer should not send new clients here. A node whose Redis has been away
+   * longer than READY_REDIS_GRACE_MS can serve only its own clients, so it stops taking more
+   * (it stays live: /health is still 200, degraded). A short blip does not flap readiness.
+   */
+  #notReadyReasons(): string[] {
+    const reasons: string[] = [];
+    if (this.#state !== 'serving') reasons.push(this.#state === 'draining' ? 'draining' : `node is ${this.#state}`);
+    const broker = this.broker.health();
+    const now = Date.now();
+    if (broker.healthy) this.#brokerDownSince = undefined;
+    else {
+      this.#brokerDownSince ??= now;
+      const down = now - this.#brokerDownSince;
+      if (down >= this.config.readyRedisGraceMs) reasons.push(`redis unreachable for ${Math.round(down / 1000)} s`);
+    }
+    return reasons;
   }
 
   stats(): Record<string, unknown> {
