@@ -145,6 +145,46 @@ function clusterSuite(name: string, backend: () => Promise<{ env: Record<string,
       for (const c of [alice, bob1, bob2]) c.close();
     });
 
+    it('holds MAX_CONNECTIONS_PER_USER across nodes, and the limit heals when a node dies', async () => {
+      const [a, b] = await startNodes({ ...env, MAX_CONNECTIONS_PER_USER: '2' }, ['a7', 'b7']);
+      started.push(a!, b!);
+      const token = await hsToken({ sub: `limited-${name.length}` });
+      const first = await connect(a!.url, token);
+      const second = await connect(a!.url, token);
+      expect([first.hello.type, second.hello.type]).toEqual(['auth_success', 'auth_success']);
+      const refused = await connect(b!.url, token);
+      expect(refused.hello).toMatchObject({ type: 'auth_error', error: 'too_many_connections' });
+      expect((await refused.client.closed).code).toBe(4009);
+      a!.kill('SIGKILL');
+      await a!.exited;
+      // Once the registry has dropped node a, its connections stop counting.
+      const healed = await waitFor(async () => {
+        const attempt = await connect(b!.url, token);
+        if (attempt.hello.type === 'auth_success') return attempt.client;
+        attempt.client.close();
+        return undefined;
+      }, HEARTBEAT_MS * 3 + 5000, 'admission after node a died');
+      healed.close();
+    });
+
+    it('holds the per-user publish budget across nodes', async () => {
+      const [a, b] = await startNodes({ ...env, USER_RATE_LIMIT_PER_S: '3' }, ['a8', 'b8']);
+      started.push(a!, b!);
+      const token = await hsToken({ sub: `chatty-${name.length}`, publish: ['talk:*'] });
+      const { client: onA } = await connect(a!.url, token);
+      const { client: onB } = await connect(b!.url, token);
+      const replies = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => (i % 2 ? onA : onB).request({ type: 'publish', channel: 'talk:1', data: i })),
+      );
+      const limited = replies.filter((r) => r.type === 'error' && r['code'] === 'rate_limited');
+      // Eight publishes within at most two one-second windows of three: at least two refused.
+      expect(limited.length).toBeGreaterThanOrEqual(2);
+      expect(replies.filter((r) => r.type === 'ack').length).toBeLessThanOrEqual(6);
+      expect(onA.ws.readyState).toBe(onA.ws.OPEN);
+      onA.close();
+      onB.close();
+    });
+
     if (name.includes('one Redis')) {
       it('survives a Redis restart: degraded meanwhile, local delivery goes on, then recovered:false and live again', async () => {
         const [a, b] = await nodes('a5', 'b5');

@@ -68,6 +68,8 @@ export interface Broker {
   position(channel: string): Promise<ChannelPosition>;
   history(channel: string, since: number): Promise<HistoryPage>;
   health(): BrokerHealth;
+  /** Resolves once the backing store is reachable; rejects after `timeoutMs`. */
+  ready(timeoutMs?: number): Promise<void>;
   /** Idempotent. */
   close(): Promise<void>;
 }

@@ -114,6 +114,8 @@ export class MemoryBroker implements Broker {
     return { seq, epoch, events, recovered };
   }
 
+  async ready(): Promise<void> {}
+
   health(): BrokerHealth {
     return HEALTHY;
   }

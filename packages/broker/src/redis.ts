@@ -113,9 +113,11 @@ export class RedisBroker implements Broker {
     const base: RedisOptions = {
       // Fail fast while Redis is away: the edge degrades instead of piling up requests.
       maxRetriesPerRequest: 1,
+      // While Redis is away a command fails at once instead of queueing: the edge then
+      // degrades (local delivery, fail-open admission) rather than stalling every client.
+      enableOfflineQueue: false,
       // Commands issued in the same tick share one write: many concurrent publishes, few syscalls.
       enableAutoPipelining: true,
-      enableOfflineQueue: true,
       commandTimeout: timeout,
       retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
       lazyConnect: false,
@@ -123,13 +125,13 @@ export class RedisBroker implements Broker {
     this.#sharded = options.clusterNodes !== undefined && options.clusterNodes.length > 0;
     if (this.#sharded) {
       const nodes = options.clusterNodes!.map(parseHostPort);
-      const clusterOptions: ClusterOptions = { redisOptions: base, enableOfflineQueue: true, clusterRetryStrategy: base.retryStrategy! };
+      const clusterOptions: ClusterOptions = { redisOptions: base, enableOfflineQueue: false, clusterRetryStrategy: base.retryStrategy! };
       this.#cmd = new Cluster(nodes, clusterOptions);
-      this.#sub = new Cluster(nodes, { ...clusterOptions, shardedSubscribers: true });
+      this.#sub = new Cluster(nodes, { ...clusterOptions, enableOfflineQueue: true, shardedSubscribers: true });
     } else {
       const url = options.url ?? 'redis://127.0.0.1:6379';
       this.#cmd = new Redis(url, base);
-      this.#sub = new Redis(url, { ...base, commandTimeout: undefined, maxRetriesPerRequest: null });
+      this.#sub = new Redis(url, { ...base, commandTimeout: undefined, maxRetriesPerRequest: null, enableOfflineQueue: true });
     }
     for (const client of [this.#cmd, this.#sub]) {
       client.defineCommand('syPublish', { numberOfKeys: 2, lua: PUBLISH_LUA });

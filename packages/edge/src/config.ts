@@ -25,6 +25,7 @@ export const edgeSettings = {
   maxMessageBytes: int('MAX_MESSAGE_BYTES', 65_536, 'largest accepted client frame (bigger: `too_large`, close 1009)', { min: 64 }),
   maxConnectionsPerUser: int('MAX_CONNECTIONS_PER_USER', 5, 'connections one `sub` may hold (next: close 4009)', { min: 1 }),
   maxTotalConnections: int('MAX_TOTAL_CONNECTIONS', 100_000, 'connections per node (next upgrade: HTTP 503)', { min: 1 }),
+  userRateLimitPerS: int('USER_RATE_LIMIT_PER_S', 200, 'publishes + directs per second one user may make, cluster-wide', { min: 1 }),
   maxSubscriptionsPerConnection: int('MAX_SUBSCRIPTIONS_PER_CONNECTION', 100, 'channels one connection may subscribe to', { min: 1 }),
   rateLimitPerS: int('RATE_LIMIT_PER_S', 50, 'frames per second a connection may send, sustained', { min: 1 }),
   rateLimitBurst: int('RATE_LIMIT_BURST', 100, 'frames a connection may send in a burst (past it: close 4008)', { min: 1 }),

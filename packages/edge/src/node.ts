@@ -164,6 +164,8 @@ export class EdgeNode {
     });
     this.#pingTimer = setInterval(() => this.#pingSweep(), c.pingIntervalS * 1000);
     this.#pressureTimer = setInterval(() => this.#pressureSweep(), c.backpressureCheckMs);
+    // A node may start while Redis is away: it serves degraded (and not ready) until it is back.
+    await this.broker.ready(5000).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'starting without the broker'));
     await this.registry.start(() => ({
       id: c.workerId,
       connections: this.#conns.size,
@@ -306,6 +308,14 @@ export class EdgeNode {
     // Reserve the slot before any await so two racing connections of one user cannot both pass.
     conn.claims = claims;
     this.#addToUser(conn);
+    // The same limit across the cluster, decided atomically in Redis. If Redis cannot answer,
+    // the node's own count (above) still holds: admission fails open, not closed.
+    const admitted = await this.registry.admitConnection(conn.id, claims.sub, this.config.maxConnectionsPerUser).catch((err: unknown) => {
+      this.log.warn({ err }, 'cluster-wide admission unavailable; local limit only');
+      return true;
+    });
+    if (!conn.open) return;
+    if (!admitted) return this.#authFail(conn, ErrorCode.TooManyConnections, 'too_many_connections', CloseCode.TooManyConnections);
 
     let record: SessionRecord | undefined;
     if (sessionId !== undefined) {
@@ -333,7 +343,6 @@ export class EdgeNode {
     conn.session.node = this.config.workerId;
     conn.session.live = true;
     this.#bySession.set(conn.session.id, conn);
-    this.registry.addConnection(conn.id, claims.sub);
     conn.state = 'ready';
     this.#armExpiry(conn);
     this.#sendAuthSuccess(conn, resumed, ref);
@@ -664,12 +673,23 @@ export class EdgeNode {
     this.metrics.deliveryLatency.observe(Math.max(0, Date.now() - event.publishedAt) / 1000);
   }
 
+  /** The per-user publish/direct budget, shared by every node of the cluster. */
+  async #userBudget(conn: Connection, ref: Ref | undefined): Promise<boolean> {
+    const ok = await this.registry.takeUserToken(conn.userId, this.config.userRateLimitPerS).catch(() => true);
+    if (!ok && conn.open) {
+      conn.send(encodeError(ErrorCode.RateLimited, `more than USER_RATE_LIMIT_PER_S (${this.config.userRateLimitPerS}) publishes and directs per second for this user`, ref));
+      this.metrics.count('error', 'out');
+    }
+    return ok;
+  }
+
   async #publish(conn: Connection, channel: string, event: string, data: Json, ref: Ref | undefined): Promise<void> {
     if (!canPublish(conn.claims!, channel)) {
       conn.send(encodeError(ErrorCode.Forbidden, `no publish right on ${channel}`, ref));
       this.metrics.count('error', 'out');
       return;
     }
+    if (!(await this.#userBudget(conn, ref))) return;
     const seq = await this.#publishOrLocal(channel, event, JSON.stringify(data));
     conn.send(
       seq === null
@@ -717,6 +737,7 @@ export class EdgeNode {
    * inbox; the registry says which nodes hold the target. `not_found` only when no node does.
    */
   async #direct(conn: Connection, to: string, data: Json, ref: Ref | undefined): Promise<void> {
+    if (!(await this.#userBudget(conn, ref))) return;
     const frame = encodeFrame({ type: 'direct', from: conn.id, user_id: conn.userId, data });
     const me = this.config.workerId;
     let delivered = 0;

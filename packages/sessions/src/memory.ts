@@ -86,8 +86,23 @@ export class MemoryRegistry implements WorkerRegistry {
     for (const user of this.#conns.values()) if (user === userId) return [this.#id];
     return [];
   }
-  addConnection(connectionId: string, userId: string): void {
+  async admitConnection(connectionId: string, userId: string, max: number): Promise<boolean> {
+    let n = 0;
+    for (const user of this.#conns.values()) if (user === userId) n++;
+    if (n >= max) return false;
     this.#conns.set(connectionId, userId);
+    return true;
+  }
+  readonly #windows = new Map<string, { second: number; count: number }>();
+  async takeUserToken(userId: string, perS: number): Promise<boolean> {
+    const second = Math.floor(Date.now() / 1000);
+    const w = this.#windows.get(userId);
+    if (w === undefined || w.second !== second) {
+      if (this.#windows.size > 10_000) this.#windows.clear();
+      this.#windows.set(userId, { second, count: 1 });
+      return perS >= 1;
+    }
+    return ++w.count <= perS;
   }
   removeConnection(connectionId: string): void {
     this.#conns.delete(connectionId);

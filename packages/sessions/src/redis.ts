@@ -107,6 +107,30 @@ export interface RedisRegistryOptions {
 }
 
 export const DEFAULT_HEARTBEAT_MS = 2000;
+
+/**
+ * KEYS: the user's presence hash (connection → node). ARGV: max, connection, node, ttl s,
+ * then every live node. Counts the user's connections on live nodes (those of dead nodes
+ * do not count) and adds this one only if the count is below max: check and insert are one
+ * atomic step, so two nodes admitting the same user at once cannot both pass.
+ */
+const ADMIT_LUA = `
+local alive = {}
+for i = 5, #ARGV do alive[ARGV[i]] = true end
+local entries = redis.call('HGETALL', KEYS[1])
+local n = 0
+for i = 1, #entries, 2 do
+  if alive[entries[i + 1]] then n = n + 1 end
+end
+if n >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+`;
+
+interface AdmitClient {
+  syAdmit(key: string, ...args: (string | number)[]): Promise<number>;
+}
 /** A node is gone after this many missed heartbeats. */
 const HEARTBEATS_TO_EXPIRE = 3;
 const POSITION_FLUSH_MS = 100;
@@ -132,6 +156,7 @@ export class RedisRegistry implements WorkerRegistry {
 
   constructor(client: Client, options: RedisRegistryOptions) {
     this.#client = client;
+    client.defineCommand('syAdmit', { numberOfKeys: 1, lua: ADMIT_LUA });
     this.#id = options.workerId;
     this.#hbMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     this.#retainS = options.retainS;
@@ -223,13 +248,32 @@ export class RedisRegistry implements WorkerRegistry {
     return [...nodes];
   }
 
-  addConnection(connectionId: string, userId: string): void {
+  async admitConnection(connectionId: string, userId: string, max: number): Promise<boolean> {
+    // Which of the nodes holding this user's connections are alive, asking Redis about any
+    // the heartbeat cache does not know yet (a node that joined since the last beat).
     const userKey = `${this.#p}:user:{${userId}}`;
-    Promise.all([
-      this.#client.set(`${this.#p}:conn:${connectionId}`, this.#id, 'EX', this.#retainS),
-      this.#client.hset(userKey, connectionId, this.#id),
-      this.#client.expire(userKey, this.#retainS),
-    ]).catch((err: Error) => this.#log.warn({ err: err.message }, 'presence write failed'));
+    const holders = new Set(Object.values(await this.#client.hgetall(userKey)));
+    const alive = new Set([this.#id]);
+    for (const node of holders) if (await this.#aliveNow(node)) alive.add(node);
+    const ok = await (this.#client as unknown as AdmitClient).syAdmit(
+      userKey,
+      max,
+      connectionId,
+      this.#id,
+      this.#retainS,
+      ...alive,
+    );
+    if (Number(ok) !== 1) return false;
+    await this.#client.set(`${this.#p}:conn:${connectionId}`, this.#id, 'EX', this.#retainS);
+    return true;
+  }
+
+  /** A fixed one-second window per user, shared by every node: one INCR per publish. */
+  async takeUserToken(userId: string, perS: number): Promise<boolean> {
+    const key = `${this.#p}:rl:{${userId}}:${Math.floor(Date.now() / 1000)}`;
+    const n = await this.#client.incr(key);
+    if (n === 1) void this.#client.expire(key, 2).catch(() => undefined);
+    return n <= perS;
   }
 
   removeConnection(connectionId: string, userId: string): void {

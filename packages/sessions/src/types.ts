@@ -55,7 +55,14 @@ export interface WorkerRegistry {
   locateConnection(connectionId: string): Promise<string | undefined>;
   /** Nodes (alive) holding connections of a user. */
   nodesOfUser(userId: string): Promise<string[]>;
-  addConnection(connectionId: string, userId: string): void;
+  /**
+   * Records the connection only if the user holds fewer than `max` connections on live
+   * nodes, cluster-wide and atomically; entries of dead nodes do not count, so the limit
+   * heals when a node dies.
+   */
+  admitConnection(connectionId: string, userId: string, max: number): Promise<boolean>;
+  /** Counts one publish/direct of a user against a cluster-wide per-second budget. */
+  takeUserToken(userId: string, perS: number): Promise<boolean>;
   removeConnection(connectionId: string, userId: string): void;
   /** Latest seq this node handed to local subscribers, per channel; flushed in batches. */
   notePosition(channel: string, position: SessionPosition): void;
