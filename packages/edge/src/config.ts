@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
-import { ConfigError, bool, int, list, loadSettings, oneOf, str, type SettingsOf, type SettingsSources } from '@switchyard/config';
+import { ConfigError, bool, int, list, loadSettings, num, oneOf, str, type SettingsOf, type SettingsSources } from '@switchyard/config';
+import { jobSettings } from '@switchyard/jobs';
 
 const MIN_SECRET_BYTES = 32;
 
@@ -45,9 +46,16 @@ export const edgeSettings = {
   devTokens: bool('DEV_TOKENS', false, 'let anyone mint tokens at `POST /auth/token` (development only)'),
   maxTokenTtlS: int('MAX_TOKEN_TTL_S', 86_400, 'longest `ttl_s` that `POST /auth/token` grants', { min: 1 }),
 
+  // Jobs (POST/GET/DELETE /jobs): the settings the runners share, defined in @switchyard/jobs.
+  ...jobSettings,
+
   redisUrl: str('REDIS_URL', undefined, 'Redis for the cluster; unset: this node runs alone in memory'),
   redisClusterNodes: list('REDIS_CLUSTER_NODES', 'Redis Cluster seed nodes, `host:port,...`'),
   heartbeatMs: int('HEARTBEAT_MS', 2000, 'registry heartbeat; a silent node drops out after 3', { min: 50 }),
+  rebalance: bool('REBALANCE', true, 'shed clients to newer nodes when far above the cluster mean (cluster only)'),
+  rebalanceThreshold: num('REBALANCE_THRESHOLD', 0.1, 'shed only above mean × (1 + this)', { min: 0 }),
+  rebalanceMaxPerS: int('REBALANCE_MAX_PER_S', 50, 'most clients shed per second', { min: 1 }),
+  rebalanceMinConnections: int('REBALANCE_MIN_CONNECTIONS', 20, 'a node with fewer connections never sheds', { min: 0 }),
   readyRedisGraceMs: int('READY_REDIS_GRACE_MS', 10_000, '/ready turns 503 once Redis has been unreachable this long', { min: 0 }),
 } as const;
 
@@ -80,6 +88,9 @@ export function loadEdgeConfig(sources: SettingsSources = {}, overrides: Partial
   }
   if (settings.idleTimeoutS <= settings.pingIntervalS) {
     throw new ConfigError('IDLE_TIMEOUT_S', `must be greater than PING_INTERVAL_S (${settings.pingIntervalS})`);
+  }
+  if (settings.kafkaServers !== undefined && settings.redisUrl === undefined && settings.redisClusterNodes === undefined) {
+    throw new ConfigError('KAFKA_SERVERS', 'needs REDIS_URL (or REDIS_CLUSTER_NODES): runners report job status and events through Redis');
   }
   return { ...settings, workerId: settings.workerId ?? defaultWorkerId() };
 }

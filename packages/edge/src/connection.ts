@@ -77,6 +77,8 @@ export class Connection {
     if (this.state !== 'closed') this.ws?.send(frame, false, false);
   }
 
+  /** Set when another node asked for this connection's session: answered once it is saved. */
+  handover: { from: string; request: string } | undefined;
   /** Bytes still queued when the server itself closed the socket (uWS forbids asking after close). */
   bufferedAtEnd = 0;
 

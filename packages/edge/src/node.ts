@@ -22,8 +22,10 @@ import { AuthError } from './errors.js';
 import { HttpError, bearer, parseJsonBody, route, writeReply, type HttpReply, type RequestInfo } from './http.js';
 import { EdgeMetrics } from './metrics.js';
 import { canPublish, canSubscribe } from './permissions.js';
+import { planShed } from './rebalance.js';
 import { newSessionId, type SessionRecord, type SessionStore, type WorkerRegistry } from '@switchyard/sessions';
 import { createClusterParts } from './cluster.js';
+import { createEdgeJobs, registerJobRoutes } from './jobs.js';
 import { loadUws, type HttpRequest, type HttpResponse, type TemplatedApp, type WebSocket, type us_listen_socket, type us_socket_context_t, type WebSocketBehavior } from './uws.js';
 
 /** Frames up to this size still reach the edge to be answered `too_large` + 1009. */
@@ -37,13 +39,28 @@ const MAX_TIMER_MS = 2_147_483_647;
 /** After the last client has gone, how long a draining node keeps answering /ready with 503. */
 const DRAIN_LINGER_MS = 1000;
 const MAX_RECONNECT_JITTER_MS = 2000;
+const REBALANCE_TICK_MS = 1000;
+/** How long a resume waits for the node that holds a session to hand it over. */
+const HANDOVER_TIMEOUT_MS = 500;
 /** Close code for a connection whose session was resumed by a newer connection (extension). */
 const SESSION_TAKEN_OVER = 4011;
 
-/** Who may subscribe to `job:<id>` and cancel it; the jobs issue fills this in. */
+/**
+ * Who may subscribe to `job:<id>` and cancel it, and the job API behind `/jobs` (jobs.ts;
+ * @switchyard/jobs' JobService implements it). Built from KAFKA_SERVERS when not given.
+ */
 export interface JobAccess {
   ownerOf(jobId: string): Promise<string | undefined>;
-  cancel?(jobId: string, byUser: string): Promise<'cancelled' | 'not_found' | 'forbidden' | 'finished'>;
+  /** `byUser` undefined: the caller has checked the rights itself. */
+  cancel?(jobId: string, byUser: string | undefined): Promise<'cancelled' | 'not_found' | 'forbidden' | 'finished'>;
+  /** `POST /jobs`: validates and queues a job owned by `owner`; throws a JobError. */
+  submit?(body: Record<string, unknown>, owner: string): Promise<{ jobId: string }>;
+  /** `GET /jobs/:id`. */
+  status?(jobId: string): Promise<{ owner?: string } | undefined>;
+  /** `/health`'s `kafka.status`. */
+  health?(): { status: string };
+  /** Called once when the node stops, before its broker closes. */
+  close?(): Promise<void>;
 }
 
 export interface EdgeDeps {
@@ -84,9 +101,12 @@ export class EdgeNode {
   #state: Lifecycle = 'new';
   #pingTimer: NodeJS.Timeout | undefined;
   #pressureTimer: NodeJS.Timeout | undefined;
+  #rebalanceTimer: NodeJS.Timeout | undefined;
   #stopping: Promise<void> | undefined;
   #draining: Promise<void> | undefined;
   #brokerDownSince: number | undefined;
+  readonly #handovers = new Map<string, () => void>();
+  #handoverSeq = 0;
   readonly #startedAt = Date.now();
 
   constructor(config: EdgeConfig, deps: EdgeDeps = {}) {
@@ -96,7 +116,7 @@ export class EdgeNode {
     this.broker = deps.broker ?? parts!.broker;
     this.sessions = deps.sessions ?? parts!.sessions;
     this.registry = deps.registry ?? parts!.registry;
-    this.#jobs = deps.jobs;
+    this.#jobs = deps.jobs ?? createEdgeJobs(config, this.broker, this.log);
     this.metrics = new EdgeMetrics(config.workerId);
     this.#verifier = createVerifier(config);
   }
@@ -164,6 +184,7 @@ export class EdgeNode {
     });
     this.#pingTimer = setInterval(() => this.#pingSweep(), c.pingIntervalS * 1000);
     this.#pressureTimer = setInterval(() => this.#pressureSweep(), c.backpressureCheckMs);
+    if (c.rebalance && this.broker.kind === 'redis') this.#rebalanceTimer = setInterval(() => this.#rebalance(), Math.max(REBALANCE_TICK_MS, c.heartbeatMs));
     // A node may start while Redis is away: it serves degraded (and not ready) until it is back.
     await this.broker.ready(5000).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'starting without the broker'));
     await this.registry.start(() => ({
@@ -336,7 +357,7 @@ export class EdgeNode {
       }
     }
     if (record !== undefined && record.live === true && record.node !== undefined && record.node !== this.config.workerId) {
-      await this.#adoptPositions(record);
+      record = await this.#settle(record);
       if (!conn.open) return;
     }
     conn.session = record ?? { id: newSessionId(), userId: claims.sub, subscriptions: {} };
@@ -356,6 +377,54 @@ export class EdgeNode {
     }
     const queued = conn.queued.splice(0);
     for (const text of queued) this.#handleText(conn, text);
+  }
+
+  /**
+   * A session still marked live on another node: that node is closing the old connection
+   * right now, still holds it (a half-open connection it has not noticed), or died. Ask it
+   * through its inbox to hand the session over: a live node closes its connection (4011) and
+   * saves exact positions, then answers; the session is read again. No answer within
+   * HANDOVER_TIMEOUT_MS means the node is gone: its last recorded channel positions are the
+   * resume point (it had handed those events to the connection).
+   */
+  async #settle(record: SessionRecord): Promise<SessionRecord> {
+    const node = record.node!;
+    const answered = (await this.registry.checkAlive(node).catch(() => false)) && (await this.#requestHandover(node, record.id));
+    if (answered) return (await this.sessions.load(record.id).catch(() => undefined)) ?? record;
+    await this.#adoptPositions(record);
+    return record;
+  }
+
+  #requestHandover(node: string, sessionId: string): Promise<boolean> {
+    const request = `${this.config.workerId}:${++this.#handoverSeq}`;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#handovers.delete(request);
+        resolve(false);
+      }, HANDOVER_TIMEOUT_MS);
+      this.#handovers.set(request, () => {
+        clearTimeout(timer);
+        this.#handovers.delete(request);
+        resolve(true);
+      });
+      this.broker.sendToNode(node, `h\t${request}\t${this.config.workerId}\t${sessionId}`).catch(() => {
+        clearTimeout(timer);
+        this.#handovers.delete(request);
+        resolve(false);
+      });
+    });
+  }
+
+  /** Another node resumes a session held here: close ours, save, then answer (from #onClose). */
+  #handOver(from: string, request: string, sessionId: string): void {
+    const conn = this.#bySession.get(sessionId);
+    if (conn === undefined || !conn.open) return this.#replyHandover(from, request);
+    conn.handover = { from, request };
+    conn.end(SESSION_TAKEN_OVER, 'session_resumed_elsewhere');
+  }
+
+  #replyHandover(to: string, request: string): void {
+    this.broker.sendToNode(to, `H\t${request}\t`).catch((err: unknown) => this.log.warn({ err }, 'handover reply failed'));
   }
 
   /**
@@ -781,7 +850,11 @@ export class EdgeNode {
     return n;
   }
 
-  /** A direct message routed here by another node: `c\t<conn>\t<frame>` or `u\t<user>\t<except>\t<frame>`. */
+  /**
+   * A message routed here by another node: a direct message (`c\t<conn>\t<frame>`,
+   * `u\t<user>\t<except>\t<frame>`), or a session handover request (`h\t<request>\t<from>\t<session>`)
+   * and its answer (`H\t<request>\t`).
+   */
   #onNodeMessage(payload: string): void {
     const a = payload.indexOf('\t');
     const b = payload.indexOf('\t', a + 1);
@@ -798,6 +871,12 @@ export class EdgeNode {
       if (c < 0) return;
       const n = this.#deliverDirectToUser(payload.slice(a + 1, b), payload.slice(b + 1, c), payload.slice(c + 1));
       this.metrics.count('direct', 'out', n);
+    } else if (kind === 'h') {
+      const c = payload.indexOf('\t', b + 1);
+      if (c < 0) return;
+      this.#handOver(payload.slice(b + 1, c), payload.slice(a + 1, b), payload.slice(c + 1));
+    } else if (kind === 'H') {
+      this.#handovers.get(payload.slice(a + 1, b))?.();
     }
   }
 
@@ -838,8 +917,11 @@ export class EdgeNode {
         if (seen !== undefined) session.subscriptions[channel] = { seq: seen.seq, epoch: seen.epoch };
       }
       // Bytes still queued never reached the client: rewind so a resume replays them.
-      if (buffered > 0) void this.#rewind(session, buffered).finally(() => this.#saveSession(session));
-      else this.#saveSession(session);
+      const saved = (buffered > 0 ? this.#rewind(session, buffered) : Promise.resolve()).then(() =>
+        this.sessions.save(session).catch((err: unknown) => this.log.warn({ err }, 'session save failed')),
+      );
+      const handover = conn.handover;
+      if (handover !== undefined) void saved.then(() => this.#replyHandover(handover.from, handover.request));
     }
     for (const channel of conn.subscriptions) {
       if (this.#app !== undefined && this.#app.numSubscribers(channel) === 0 && !this.#joiners.has(channel)) this.#channelSeq.delete(channel);
@@ -887,6 +969,29 @@ export class EdgeNode {
     }
   }
 
+  /**
+   * After scale-out the new nodes start empty while the old ones keep their clients. Once a
+   * second, a node far above the cluster's mean tells a bounded, random share of its clients
+   * to reconnect (reason `rebalance`, jittered `after_ms`); they resume their sessions on
+   * whichever node the load balancer picks, losing nothing.
+   */
+  #rebalance(): void {
+    if (this.#state !== 'serving') return;
+    const c = this.config;
+    const self = { id: c.workerId, connections: this.#conns.size, draining: false };
+    const nodes = this.registry.workers().map((w) => ({ id: w.id, connections: w.id === c.workerId ? this.#conns.size : w.connections, draining: w.draining }));
+    const shed = planShed(self, nodes, { threshold: c.rebalanceThreshold, maxPerS: c.rebalanceMaxPerS, minConnections: c.rebalanceMinConnections });
+    if (shed === 0) return;
+    const ready = [...this.#conns].filter((conn) => conn.state === 'ready');
+    this.log.info({ shed, connections: this.#conns.size, nodes: nodes.length }, 'rebalancing: shedding clients');
+    for (let i = 0; i < shed && ready.length > 0; i++) {
+      const conn = ready.splice(Math.floor(Math.random() * ready.length), 1)[0]!;
+      conn.send(encodeFrame({ type: 'reconnect', reason: 'rebalance', after_ms: Math.floor(Math.random() * MAX_RECONNECT_JITTER_MS) }));
+      this.metrics.count('reconnect', 'out');
+      conn.end(CloseCode.Restart, 'rebalance');
+    }
+  }
+
   #pressureSweep(): void {
     const max = this.config.maxBackpressureBytes;
     for (const conn of this.#conns) {
@@ -921,6 +1026,7 @@ export class EdgeNode {
     app.get('/stats', route(() => ({ status: 200, body: this.stats() }), common));
     app.post('/broadcast', route((info) => this.#broadcast(info), common, bodyLimit));
     app.post('/auth/token', route((info) => this.#mintToken(info), common, bodyLimit));
+    registerJobRoutes(app, { jobs: this.#jobs, verifier: this.#verifier, metrics: this.metrics, maxJobBytes: this.config.maxJobBytes }, common);
     app.any('/*', route((info) => {
       throw new HttpError(404, ErrorCode.NotFound, `no route for ${info.method.toUpperCase()} ${info.url}`);
     }, common));
@@ -944,7 +1050,7 @@ export class EdgeNode {
           message_broker_healthy: broker.healthy,
         },
         redis: { status: redisUsed ? broker.status : 'disabled', latency_ms: redisUsed ? broker.latencyMs : null },
-        kafka: { status: 'disabled' },
+        kafka: { status: this.#jobs?.health?.().status ?? 'disabled' },
         draining: this.#state === 'draining',
         ready: reasons.length === 0,
         ...(reasons.length > 0 && { not_ready: reasons }),
@@ -1109,6 +1215,8 @@ export class EdgeNode {
     this.#state = 'stopped';
     clearInterval(this.#pingTimer);
     clearInterval(this.#pressureTimer);
+    clearInterval(this.#rebalanceTimer);
+    this.#rebalanceTimer = undefined;
     this.#pingTimer = undefined;
     this.#pressureTimer = undefined;
     if (this.#listenSocket !== undefined) {
@@ -1121,6 +1229,7 @@ export class EdgeNode {
     // Sessions are saved by the close handlers above; the registry flushes positions and
     // leaves; only then may the broker's connections (which the others share) go.
     await Promise.allSettled([this.sessions.close(), this.registry.close()]);
+    await this.#jobs?.close?.().catch((err: unknown) => this.log.warn({ err }, 'closing jobs failed'));
     await this.broker.close();
     this.log.info('edge stopped');
   }

@@ -79,6 +79,9 @@ export class MemoryRegistry implements WorkerRegistry {
   isAlive(workerId: string): boolean {
     return workerId === this.#id;
   }
+  async checkAlive(workerId: string): Promise<boolean> {
+    return this.isAlive(workerId);
+  }
   async locateConnection(connectionId: string): Promise<string | undefined> {
     return this.#conns.has(connectionId) ? this.#id : undefined;
   }

@@ -225,7 +225,7 @@ export class RedisRegistry implements WorkerRegistry {
   }
 
   /** The cache knows nodes as of the last heartbeat; one that joined since is asked about directly. */
-  async #aliveNow(workerId: string): Promise<boolean> {
+  async checkAlive(workerId: string): Promise<boolean> {
     if (this.isAlive(workerId)) return true;
     const score = await this.#client.zscore(`${this.#p}:workers`, workerId);
     return score !== null && Number(score) > Date.now();
@@ -233,7 +233,7 @@ export class RedisRegistry implements WorkerRegistry {
 
   async locateConnection(connectionId: string): Promise<string | undefined> {
     const node = await this.#client.get(`${this.#p}:conn:${connectionId}`);
-    return node !== null && (await this.#aliveNow(node)) ? node : undefined;
+    return node !== null && (await this.checkAlive(node)) ? node : undefined;
   }
 
   async nodesOfUser(userId: string): Promise<string[]> {
@@ -241,7 +241,7 @@ export class RedisRegistry implements WorkerRegistry {
     const nodes = new Set<string>();
     const stale: string[] = [];
     for (const [conn, node] of Object.entries(entries)) {
-      if (nodes.has(node) || (await this.#aliveNow(node))) nodes.add(node);
+      if (nodes.has(node) || (await this.checkAlive(node))) nodes.add(node);
       else stale.push(conn);
     }
     if (stale.length > 0) void this.#client.hdel(`${this.#p}:user:{${userId}}`, ...stale).catch(() => undefined);
@@ -254,7 +254,7 @@ export class RedisRegistry implements WorkerRegistry {
     const userKey = `${this.#p}:user:{${userId}}`;
     const holders = new Set(Object.values(await this.#client.hgetall(userKey)));
     const alive = new Set([this.#id]);
-    for (const node of holders) if (await this.#aliveNow(node)) alive.add(node);
+    for (const node of holders) if (await this.checkAlive(node)) alive.add(node);
     const ok = await (this.#client as unknown as AdmitClient).syAdmit(
       userKey,
       max,

@@ -51,6 +51,8 @@ export interface WorkerRegistry {
   totalConnections(): number;
   workers(): readonly WorkerInfo[];
   isAlive(workerId: string): boolean;
+  /** Like isAlive, but asks the shared store about a node the cache does not know. */
+  checkAlive(workerId: string): Promise<boolean>;
   /** Where a connection lives; undefined when absent or its node is gone. */
   locateConnection(connectionId: string): Promise<string | undefined>;
   /** Nodes (alive) holding connections of a user. */
