@@ -21,6 +21,8 @@ export interface PublishRequest {
   readonly event: string;
   /** The event's `data`, already JSON. */
   readonly dataJson: string;
+  /** Coalescing key: slow clients get only the latest event of a key (channel-name characters). */
+  readonly coalesce?: string;
 }
 
 export interface ChannelPosition {

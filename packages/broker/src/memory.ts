@@ -71,13 +71,13 @@ export class MemoryBroker implements Broker {
   }
 
   /** Synchronous publish: in one process there is nothing to wait for. */
-  publishSync({ channel, event, dataJson }: PublishRequest): BrokerEvent {
+  publishSync({ channel, event, dataJson, coalesce }: PublishRequest): BrokerEvent {
     if (this.#closed) throw new Error('broker is closed');
     const now = Date.now();
     const state = this.#state(channel, now);
     const seq = ++state.seq;
     state.expiresAt = now + this.#ttlMs;
-    const published: BrokerEvent = { channel, seq, frame: encodeEvent(channel, seq, event, dataJson, now), publishedAt: now };
+    const published: BrokerEvent = { channel, seq, frame: encodeEvent(channel, seq, event, dataJson, now, coalesce), publishedAt: now };
     if (this.#historySize > 0) state.ring[seq % this.#historySize] = published;
     if (this.#interest.has(channel)) this.#listener(published);
     return published;

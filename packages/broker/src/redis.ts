@@ -1,3 +1,4 @@
+import { eventPrefix, eventSuffix } from '@switchyard/protocol';
 import { Redis, Cluster, type RedisOptions, type ClusterOptions } from 'ioredis';
 import {
   DEFAULT_HISTORY_SIZE,
@@ -268,11 +269,11 @@ export class RedisBroker implements Broker {
     return [`${tag}:m`, `${tag}:h`, tag];
   }
 
-  async publish({ channel, event, dataJson }: PublishRequest): Promise<BrokerEvent> {
+  async publish({ channel, event, dataJson, coalesce }: PublishRequest): Promise<BrokerEvent> {
     const now = Date.now();
     const [meta, hist, pubsub] = this.#keys(channel);
-    const prefix = `{"type":"event","channel":"${channel}","seq":`;
-    const suffix = `,"event":${JSON.stringify(event)},"data":${dataJson},"timestamp":"${new Date(now).toISOString()}"}`;
+    const prefix = eventPrefix(channel);
+    const suffix = eventSuffix(event, dataJson, now, coalesce);
     let result: [number, string];
     try {
       result = await (this.#cmd as unknown as ScriptClient).syPublish(

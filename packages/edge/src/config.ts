@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { ConfigError, bool, int, list, loadSettings, num, oneOf, str, type SettingsOf, type SettingsSources } from '@switchyard/config';
+import { ConfigError, bool, int, list, loadSettings, num, oneOf, str, type Setting, type SettingsOf, type SettingsSources } from '@switchyard/config';
 import { jobSettings } from '@switchyard/jobs';
 
 const MIN_SECRET_BYTES = 32;
@@ -31,6 +31,7 @@ export const edgeSettings = {
   rateLimitPerS: int('RATE_LIMIT_PER_S', 50, 'frames per second a connection may send, sustained', { min: 1 }),
   rateLimitBurst: int('RATE_LIMIT_BURST', 100, 'frames a connection may send in a burst (past it: close 4008)', { min: 1 }),
   maxBackpressureBytes: int('MAX_BACKPRESSURE_BYTES', 1_048_576, 'bytes buffered for a slow client before it is closed 4010', { min: 1024 }),
+  coalesceBytes: optionalInt('COALESCE_BYTES', 'buffered bytes past which a client’s coalescable events (job.progress, publishes with `coalesce`) keep only the latest', '¼ of `MAX_BACKPRESSURE_BYTES`', 1024),
   backpressureCheckMs: int('BACKPRESSURE_CHECK_MS', 250, 'how often buffered amounts are checked', { min: 10 }),
   pingIntervalS: int('PING_INTERVAL_S', 25, 'seconds between server pings', { min: 1 }),
   idleTimeoutS: int('IDLE_TIMEOUT_S', 60, 'seconds without any frame from a client before it is dropped', { min: 2 }),
@@ -62,8 +63,15 @@ export const edgeSettings = {
 export type EdgeSettings = SettingsOf<typeof edgeSettings>;
 
 /** Settings after cross-field checks, with derived values filled in. */
-export interface EdgeConfig extends Omit<EdgeSettings, 'workerId'> {
+export interface EdgeConfig extends Omit<EdgeSettings, 'workerId' | 'coalesceBytes'> {
   workerId: string;
+  coalesceBytes: number;
+}
+
+/** An integer setting whose default is derived from others in loadEdgeConfig. */
+function optionalInt(env: string, doc: string, shown: string, min: number): Setting<number | undefined> {
+  const base = int(env, 0, doc, { min });
+  return { env, default: undefined, doc, shown, parse: (raw) => base.parse(raw) };
 }
 
 export function defaultWorkerId(): string {
@@ -86,11 +94,15 @@ export function loadEdgeConfig(sources: SettingsSources = {}, overrides: Partial
   if (settings.rateLimitBurst < settings.rateLimitPerS) {
     throw new ConfigError('RATE_LIMIT_BURST', `must be at least RATE_LIMIT_PER_S (${settings.rateLimitPerS})`);
   }
+  const coalesceBytes = settings.coalesceBytes ?? Math.floor(settings.maxBackpressureBytes / 4);
+  if (coalesceBytes >= settings.maxBackpressureBytes) {
+    throw new ConfigError('COALESCE_BYTES', `must be below MAX_BACKPRESSURE_BYTES (${settings.maxBackpressureBytes})`);
+  }
   if (settings.idleTimeoutS <= settings.pingIntervalS) {
     throw new ConfigError('IDLE_TIMEOUT_S', `must be greater than PING_INTERVAL_S (${settings.pingIntervalS})`);
   }
   if (settings.kafkaServers !== undefined && settings.redisUrl === undefined && settings.redisClusterNodes === undefined) {
     throw new ConfigError('KAFKA_SERVERS', 'needs REDIS_URL (or REDIS_CLUSTER_NODES): runners report job status and events through Redis');
   }
-  return { ...settings, workerId: settings.workerId ?? defaultWorkerId() };
+  return { ...settings, coalesceBytes, workerId: settings.workerId ?? defaultWorkerId() };
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { BrokerEvent } from '@switchyard/broker';
 import type { Claims } from './auth.js';
 import type { SessionRecord } from '@switchyard/sessions';
+import type { SlowLane } from './coalesce.js';
 import type { WebSocket } from './uws.js';
 
 export type ConnState = 'pending' | 'authenticating' | 'ready' | 'closed';
@@ -77,6 +78,8 @@ export class Connection {
     if (this.state !== 'closed') this.ws?.send(frame, false, false);
   }
 
+  /** Set while the client cannot keep up: its events queue (and coalesce) here. */
+  lane: SlowLane | undefined;
   /** Set when another node asked for this connection's session: answered once it is saved. */
   handover: { from: string; request: string } | undefined;
   /** Bytes still queued when the server itself closed the socket (uWS forbids asking after close). */

@@ -23,6 +23,7 @@ import { HttpError, bearer, parseJsonBody, route, writeReply, type HttpReply, ty
 import { EdgeMetrics } from './metrics.js';
 import { canPublish, canSubscribe } from './permissions.js';
 import { planShed } from './rebalance.js';
+import { SlowLane, coalesceKey } from './coalesce.js';
 import { newSessionId, type SessionRecord, type SessionStore, type WorkerRegistry } from '@switchyard/sessions';
 import { createClusterParts } from './cluster.js';
 import { createEdgeJobs, registerJobRoutes } from './jobs.js';
@@ -92,6 +93,10 @@ export class EdgeNode {
   readonly #bySession = new Map<string, Connection>();
   /** Connections joining a channel, to receive events that arrive meanwhile. */
   readonly #joiners = new Map<string, Set<Connection>>();
+  /** Live subscribers per channel (fast and slow alike). */
+  readonly #members = new Map<string, Set<Connection>>();
+  /** Subscribers of a channel currently served from their own SlowLane instead of the uWS topic. */
+  readonly #slowMembers = new Map<string, Set<Connection>>();
   /** Latest seq seen per channel with local subscribers: where a closing session stood. */
   readonly #channelSeq = new Map<string, { seq: number; epoch: string }>();
   #app: TemplatedApp | undefined;
@@ -158,6 +163,7 @@ export class EdgeNode {
       open: (ws: WebSocket<SocketData>) => this.#guard('open', () => this.#onOpen(ws), () => ws.end(1011, 'internal_error')),
       message: (ws: WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean) =>
         this.#guard('message', () => this.#onMessage(ws, message, isBinary)),
+      drain: (ws: WebSocket<SocketData>) => this.#guard('drain', () => this.#flushSlowLane(ws.getUserData().conn)),
       pong: (ws: WebSocket<SocketData>) => {
         ws.getUserData().conn.lastSeen = Date.now();
       },
@@ -564,7 +570,7 @@ export class EdgeNode {
       case 'unsubscribe':
         return this.#unsubscribe(conn, frame.channel, frame.ref);
       case 'publish':
-        return this.#publish(conn, frame.channel, frame.event, frame.data, frame.ref);
+        return this.#publish(conn, frame.channel, frame.event, frame.data, frame.ref, frame.coalesce);
       case 'direct':
         return this.#direct(conn, frame.to, frame.data, frame.ref);
       case 'cancel':
@@ -671,6 +677,7 @@ export class EdgeNode {
         ws.subscribe(channel);
       });
       conn.subscriptions.add(channel);
+      this.#addMember(this.#members, channel, conn);
       const seen = this.#channelSeq.get(channel);
       if (seen === undefined || seen.seq < last || seen.epoch !== position.epoch) this.#channelSeq.set(channel, { seq: last, epoch: position.epoch });
       if (conn.session !== undefined) {
@@ -699,7 +706,10 @@ export class EdgeNode {
       if (conn.open) conn.ws!.unsubscribe(channel);
       this.broker.unsubscribe(channel);
       if (conn.session !== undefined) delete conn.session.subscriptions[channel];
-      if (this.#app !== undefined && this.#app.numSubscribers(channel) === 0 && !this.#joiners.has(channel)) this.#channelSeq.delete(channel);
+      this.#removeMember(this.#members, channel, conn);
+      this.#removeMember(this.#slowMembers, channel, conn);
+      conn.lane?.channels.delete(channel);
+      if (!this.#members.has(channel) && !this.#joiners.has(channel)) this.#channelSeq.delete(channel);
       return true;
     }
     // A pending join notices it was superseded and releases its own broker interest.
@@ -729,6 +739,16 @@ export class EdgeNode {
     }
     const subscribers = app.numSubscribers(channel);
     if (subscribers > 0) app.publish(channel, event.frame, false, false);
+    const slow = this.#slowMembers.get(channel);
+    if (slow !== undefined) for (const conn of slow) this.#enqueueSlow(conn, event);
+    // A coalescable event is where a slow client hurts most (a flood of progress): check its
+    // subscribers now rather than at the next sweep. Other channels wait for the sweep.
+    if (subscribers > 0 && coalesceKey(event.frame) !== undefined) {
+      const soft = this.config.coalesceBytes;
+      for (const conn of this.#members.get(channel) ?? []) {
+        if (conn.lane === undefined && conn.open && conn.ws!.getBufferedAmount() > soft) this.#enterSlowLane(conn);
+      }
+    }
     const joiners = this.#joiners.get(channel);
     if (joiners !== undefined) {
       for (const conn of joiners) {
@@ -752,14 +772,14 @@ export class EdgeNode {
     return ok;
   }
 
-  async #publish(conn: Connection, channel: string, event: string, data: Json, ref: Ref | undefined): Promise<void> {
+  async #publish(conn: Connection, channel: string, event: string, data: Json, ref: Ref | undefined, coalesce?: string): Promise<void> {
     if (!canPublish(conn.claims!, channel)) {
       conn.send(encodeError(ErrorCode.Forbidden, `no publish right on ${channel}`, ref));
       this.metrics.count('error', 'out');
       return;
     }
     if (!(await this.#userBudget(conn, ref))) return;
-    const seq = await this.#publishOrLocal(channel, event, JSON.stringify(data));
+    const seq = await this.#publishOrLocal(channel, event, JSON.stringify(data), coalesce);
     conn.send(
       seq === null
         ? JSON.stringify({ type: 'ack', seq: null, degraded: true, ...(ref !== undefined && { ref }) })
@@ -773,9 +793,9 @@ export class EdgeNode {
    * this node's subscribers (without a seq, marked degraded) rather than nobody. Returns
    * the seq, or null for such a local-only delivery.
    */
-  async #publishOrLocal(channel: string, event: string, dataJson: string): Promise<number | null> {
+  async #publishOrLocal(channel: string, event: string, dataJson: string, coalesce?: string): Promise<number | null> {
     try {
-      return (await this.broker.publish({ channel, event, dataJson })).seq;
+      return (await this.broker.publish({ channel, event, dataJson, ...(coalesce !== undefined && { coalesce }) })).seq;
     } catch (err) {
       if (!(err instanceof BrokerUnavailableError)) throw err;
       this.log.warn({ channel, err: err.message }, 'broker unreachable: delivering locally only');
@@ -914,7 +934,9 @@ export class EdgeNode {
       session.live = false;
       for (const channel of conn.subscriptions) {
         const seen = this.#channelSeq.get(channel);
-        if (seen !== undefined) session.subscriptions[channel] = { seq: seen.seq, epoch: seen.epoch };
+        // A channel served by the slow lane stands where the lane last sent, not where the node is.
+        const laneAt = conn.lane?.position(channel);
+        if (seen !== undefined) session.subscriptions[channel] = { seq: laneAt ?? seen.seq, epoch: seen.epoch };
       }
       // Bytes still queued never reached the client: rewind so a resume replays them.
       const saved = (buffered > 0 ? this.#rewind(session, buffered) : Promise.resolve()).then(() =>
@@ -924,8 +946,11 @@ export class EdgeNode {
       if (handover !== undefined) void saved.then(() => this.#replyHandover(handover.from, handover.request));
     }
     for (const channel of conn.subscriptions) {
-      if (this.#app !== undefined && this.#app.numSubscribers(channel) === 0 && !this.#joiners.has(channel)) this.#channelSeq.delete(channel);
+      this.#removeMember(this.#members, channel, conn);
+      this.#removeMember(this.#slowMembers, channel, conn);
+      if (!this.#members.has(channel) && !this.#joiners.has(channel)) this.#channelSeq.delete(channel);
     }
+    conn.lane = undefined;
     conn.subscriptions.clear();
     conn.joining.clear();
     this.metrics.setConnections(this.#conns.size);
@@ -993,14 +1018,92 @@ export class EdgeNode {
   }
 
   #pressureSweep(): void {
-    const max = this.config.maxBackpressureBytes;
+    const soft = this.config.coalesceBytes;
     for (const conn of this.#conns) {
-      if (conn.open && conn.ws!.getBufferedAmount() > max) {
-        this.log.info({ conn: conn.id, user: conn.userId }, 'slow consumer closed');
-        this.metrics.count('slow_consumer', 'out');
-        conn.end(CloseCode.SlowConsumer, 'slow_consumer');
-      }
+      if (!conn.open) continue;
+      const buffered = conn.ws!.getBufferedAmount();
+      if (this.#overHardLimit(conn, buffered)) continue;
+      if (conn.lane !== undefined) this.#flushSlowLane(conn);
+      else if (buffered > soft && conn.subscriptions.size > 0) this.#enterSlowLane(conn);
     }
+  }
+
+  /** MAX_BACKPRESSURE_BYTES, counting what a slow lane holds that cannot be coalesced away. */
+  #overHardLimit(conn: Connection, buffered: number): boolean {
+    if (buffered + (conn.lane?.bytes ?? 0) <= this.config.maxBackpressureBytes) return false;
+    this.log.info({ conn: conn.id, user: conn.userId }, 'slow consumer closed');
+    this.metrics.count('slow_consumer', 'out');
+    conn.end(CloseCode.SlowConsumer, 'slow_consumer');
+    return true;
+  }
+
+  /**
+   * Coalescing instead of dropping. Past COALESCE_BYTES buffered, a connection's channels
+   * leave the native uWS fan-out and its events queue in its own SlowLane, where a newer
+   * coalescable event replaces the older one of its key. The switch happens on the next
+   * turn: uWS drops a message published in the same turn to a socket that unsubscribes from
+   * its topic, and the lane takes over exactly after the last seq the topic delivered.
+   */
+  #enterSlowLane(conn: Connection): void {
+    const lane = new SlowLane();
+    conn.lane = lane;
+    this.metrics.count('slow_lane', 'out');
+    setImmediate(() => {
+      if (!conn.open || conn.lane !== lane) return;
+      for (const channel of conn.subscriptions) {
+        conn.ws!.unsubscribe(channel);
+        lane.channels.set(channel, this.#channelSeq.get(channel)?.seq ?? 0);
+        this.#addMember(this.#slowMembers, channel, conn);
+      }
+    });
+  }
+
+  #enqueueSlow(conn: Connection, event: BrokerEvent): void {
+    const lane = conn.lane;
+    if (lane === undefined || !conn.open) return;
+    lane.enqueue(event);
+    if (!this.#overHardLimit(conn, conn.ws!.getBufferedAmount())) this.#flushSlowLane(conn);
+  }
+
+  /** Sends what the socket can take; once the lane is empty and the socket drained, back to the topic. */
+  #flushSlowLane(conn: Connection): void {
+    const lane = conn.lane;
+    if (lane === undefined || !conn.open || lane.channels.size === 0) return;
+    const ws = conn.ws!;
+    const soft = this.config.coalesceBytes;
+    let sent = 0;
+    const empty = lane.flush(
+      (frame) => {
+        ws.send(frame, false, false);
+        sent++;
+      },
+      () => ws.getBufferedAmount() < soft,
+    );
+    this.metrics.count('event', 'out', sent);
+    if (!empty || ws.getBufferedAmount() > soft / 2) return;
+    // One synchronous step: nothing published can fall between the lane and the topic.
+    for (const channel of lane.channels.keys()) {
+      if (!conn.subscriptions.has(channel)) continue;
+      ws.subscribe(channel);
+      this.#removeMember(this.#slowMembers, channel, conn);
+    }
+    conn.lane = undefined;
+  }
+
+  #addMember(map: Map<string, Set<Connection>>, channel: string, conn: Connection): void {
+    let set = map.get(channel);
+    if (set === undefined) {
+      set = new Set();
+      map.set(channel, set);
+    }
+    set.add(conn);
+  }
+
+  #removeMember(map: Map<string, Set<Connection>>, channel: string, conn: Connection): void {
+    const set = map.get(channel);
+    if (set === undefined) return;
+    set.delete(conn);
+    if (set.size === 0) map.delete(channel);
   }
 
   // ───────────────────────────── HTTP ─────────────────────────────
@@ -1127,7 +1230,11 @@ export class EdgeNode {
       }
       if (!canPublish(claims, channel)) throw new HttpError(403, ErrorCode.Forbidden, `no publish right on ${channel}`);
     }
-    const seq = await this.#publishOrLocal(channel, event, JSON.stringify(body['data']));
+    const coalesce = body['coalesce'];
+    if (coalesce !== undefined && !isValidChannel(coalesce)) {
+      throw new HttpError(400, ErrorCode.BadFrame, '"coalesce" must be 1–200 characters of A-Z a-z 0-9 : _ - . @ /');
+    }
+    const seq = await this.#publishOrLocal(channel, event, JSON.stringify(body['data']), coalesce);
     this.metrics.count('broadcast', 'in');
     return { status: 202, body: seq === null ? { channel, seq: null, degraded: true } : { channel, seq } };
   }

@@ -2,7 +2,7 @@ export { ErrorCode, CloseCode } from './codes.js';
 export { isValidChannel, matchGlob, matchesAny, jobChannel, MAX_CHANNEL_LENGTH } from './channel.js';
 export { parseClientFrame, validateClientFrame } from './parse.js';
 export type { ParseResult } from './parse.js';
-export { encodeEvent, encodeLocalEvent, encodeFrame, encodeError } from './encode.js';
+export { encodeEvent, eventPrefix, eventSuffix, encodeLocalEvent, encodeFrame, encodeError } from './encode.js';
 export type {
   Ref,
   Json,

@@ -103,8 +103,8 @@ export function validateClientFrame(value: Obj): ParseResult {
         return fail(ErrorCode.BadFrame, `"event" must be a string of 1–${MAX_EVENT_LENGTH} characters`, ref, type);
       }
       const coalesce = value['coalesce'];
-      if (coalesce !== undefined && !shortString(coalesce, MAX_ID_LENGTH)) {
-        return fail(ErrorCode.BadFrame, '"coalesce" must be a non-empty string', ref, type);
+      if (coalesce !== undefined && !isValidChannel(coalesce)) {
+        return fail(ErrorCode.BadFrame, '"coalesce" must be 1–200 characters of A-Z a-z 0-9 : _ - . @ /', ref, type);
       }
       return ok({
         type,
