@@ -1,6 +1,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
+import { readHeader, verifyJwsSync, type ClaimRules, type VerifyKey } from './jws.js';
 import { existsSync, readFileSync } from 'node:fs';
-import { SignJWT, createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { SignJWT, createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { EdgeConfig } from './config.js';
 import { AuthError } from './errors.js';
 
@@ -24,49 +25,97 @@ export interface Claims {
 
 export interface TokenVerifier {
   verify(token: string): Promise<Claims>;
+  /** Claims now, an AuthError now, or undefined when a key set must be fetched first. */
+  verifySync(token: string): Claims | undefined;
 }
 
 type KeyConfig = Pick<EdgeConfig, 'jwtSecret' | 'jwtPublicKey' | 'jwksUrl' | 'jwtIssuer' | 'jwtAudience' | 'jwksCooldownMs'>;
 
-/** Builds the verifier for whichever key the node was configured with (exactly one). */
+/**
+ * Builds the verifier for whichever key the node was configured with (exactly one).
+ *
+ * `verifySync` answers at once whenever the key is in hand — always for JWT_SECRET and
+ * JWT_PUBLIC_KEY, and for JWKS when the token's key is in the fresh cached set — so the
+ * WebSocket upgrade can stay synchronous (see jws.ts for why). It returns undefined only
+ * when a key set must be fetched; `verify` then lets jose fetch it (cooldown, timeouts).
+ */
 export function createVerifier(config: KeyConfig): TokenVerifier {
-  let key: Uint8Array | KeyObject | JWTVerifyGetKey;
-  let algorithms: string[];
+  const rules: ClaimRules = {
+    algorithms: [],
+    clockToleranceS: CLOCK_TOLERANCE_S,
+    ...(config.jwtIssuer !== undefined && { issuer: config.jwtIssuer }),
+    ...(config.jwtAudience !== undefined && { audience: config.jwtAudience }),
+  };
+  let staticKey: VerifyKey | undefined;
+  let remote: RemoteKeySet | undefined;
   if (config.jwtSecret !== undefined) {
-    key = new TextEncoder().encode(config.jwtSecret);
+    staticKey = { kind: 'secret', secret: Buffer.from(config.jwtSecret) };
     // Only HS256: a token signed with anything else, or `none`, is refused before its signature is looked at.
-    algorithms = ['HS256'];
+    rules.algorithms = ['HS256'];
   } else if (config.jwtPublicKey !== undefined) {
     const publicKey = loadPublicKey(config.jwtPublicKey);
-    key = publicKey;
-    algorithms = algorithmsFor(publicKey);
+    staticKey = { kind: 'public', key: publicKey };
+    rules.algorithms = algorithmsFor(publicKey);
   } else if (config.jwksUrl !== undefined) {
-    key = createRemoteJWKSet(new URL(config.jwksUrl), {
+    remote = createRemoteJWKSet(new URL(config.jwksUrl), {
       cooldownDuration: config.jwksCooldownMs,
       cacheMaxAge: JWKS_CACHE_MAX_AGE_MS,
       timeoutDuration: JWKS_TIMEOUT_MS,
     });
-    algorithms = ASYMMETRIC_ALGS;
+    rules.algorithms = ASYMMETRIC_ALGS;
   } else {
     throw new Error('createVerifier needs a key');
   }
-  const options = {
-    algorithms,
+  const joseOptions = {
+    algorithms: [...rules.algorithms],
     clockTolerance: CLOCK_TOLERANCE_S,
     requiredClaims: ['exp', 'sub'],
-    ...(config.jwtIssuer !== undefined && { issuer: config.jwtIssuer }),
-    ...(config.jwtAudience !== undefined && { audience: config.jwtAudience }),
+    ...(rules.issuer !== undefined && { issuer: rules.issuer }),
+    ...(rules.audience !== undefined && { audience: rules.audience }),
   };
+  const jwkKeys = new WeakMap<object, KeyObject | null>();
+
+  /** The cached set's one key for this token, or undefined when jose must look (fetch, or several candidates). */
+  function cachedKey(token: string): VerifyKey | undefined {
+    if (remote === undefined || !remote.fresh) return undefined;
+    const set = remote.jwks();
+    if (set === undefined) return undefined;
+    const header = readHeader(token);
+    const alg = header['alg'];
+    if (typeof alg !== 'string' || !rules.algorithms.includes(alg)) throw new AuthError('bad_algorithm', 'token algorithm not allowed');
+    const kid = header['kid'];
+    const candidates = set.keys.filter(
+      (jwk) => (kid === undefined || jwk.kid === kid) && (jwk.use === undefined || jwk.use === 'sig') && (jwk.alg === undefined || jwk.alg === alg),
+    );
+    if (candidates.length !== 1) return undefined;
+    const jwk = candidates[0]!;
+    let keyObject = jwkKeys.get(jwk);
+    if (keyObject === undefined) {
+      try {
+        keyObject = createPublicKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' });
+      } catch {
+        keyObject = null;
+      }
+      jwkKeys.set(jwk, keyObject);
+    }
+    return keyObject === null ? undefined : { kind: 'public', key: keyObject };
+  }
+
+  function verifySync(token: string): Claims | undefined {
+    if (token.length === 0) throw new AuthError('token_missing', 'no token');
+    const key = staticKey ?? cachedKey(token);
+    if (key === undefined) return undefined;
+    return readClaims(verifyJwsSync(token, key, rules));
+  }
+
   return {
+    verifySync,
     async verify(token: string): Promise<Claims> {
-      if (token.length === 0) throw new AuthError('token_missing', 'no token');
+      const claims = verifySync(token);
+      if (claims !== undefined) return claims;
       let payload: JWTPayload;
       try {
-        // The overloads differ only in the key's type; both paths verify identically.
-        payload =
-          typeof key === 'function'
-            ? (await jwtVerify(token, key, options)).payload
-            : (await jwtVerify(token, key, options)).payload;
+        payload = (await jwtVerify(token, remote!, joseOptions)).payload;
       } catch (err) {
         throw toAuthError(err);
       }
@@ -74,6 +123,8 @@ export function createVerifier(config: KeyConfig): TokenVerifier {
     },
   };
 }
+
+type RemoteKeySet = ReturnType<typeof createRemoteJWKSet>;
 
 function loadPublicKey(value: string): KeyObject {
   let pem = value.includes('-----BEGIN') ? value : existsSync(value) ? readFileSync(value, 'utf8') : value;

@@ -240,27 +240,41 @@ export class EdgeNode {
       res.upgrade(data, key, protocol, extensions, context);
     };
     if (token === undefined) return upgrade();
+    const badToken = (err: unknown) => {
+      const reason = err instanceof AuthError ? err.reason : 'token_malformed';
+      const message = err instanceof AuthError ? err.message : 'token rejected';
+      this.log.debug({ reason, ip }, 'upgrade refused: bad token');
+      refuse(401, reason, message);
+    };
 
-    // Verification is asynchronous (JWKS may fetch): hold the upgrade until it is done.
+    // With the key in hand the token is checked here and the upgrade completes in this
+    // handler. An upgrade completed later (after an await) can be closed by uWebSockets
+    // right after `open` (uNetworking/uWebSockets#1928, unfixed in the build used here).
+    let claims: Claims | undefined;
+    try {
+      claims = this.#verifier.verifySync(token);
+    } catch (err) {
+      return badToken(err);
+    }
+    if (claims !== undefined) return upgrade(claims);
+
+    // Only a JWKS key not yet cached gets here: fetch, then upgrade. Not corked, which
+    // avoids that bug at the price of a uWS warning on stderr for these rare upgrades.
     let aborted = false;
     res.onAborted(() => {
       aborted = true;
     });
     this.#upgrading++;
     this.#verifier.verify(token).then(
-      (claims) => {
+      (verified) => {
         this.#upgrading--;
         if (aborted) return;
         if (this.#state !== 'serving') return res.cork(() => refuse(503, 'draining', 'node is not accepting connections'));
-        res.cork(() => upgrade(claims));
+        upgrade(verified);
       },
       (err: unknown) => {
         this.#upgrading--;
-        if (aborted) return;
-        const reason = err instanceof AuthError ? err.reason : 'token_malformed';
-        const message = err instanceof AuthError ? err.message : 'token rejected';
-        this.log.debug({ reason, ip }, 'upgrade refused: bad token');
-        res.cork(() => refuse(401, reason, message));
+        if (!aborted) res.cork(() => badToken(err));
       },
     );
   }
