@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 
 /**
  * Installs what the integration suites need from Debian's packages when it is missing and
@@ -26,7 +26,16 @@ export function ensureApt(needs: AptNeed[]): void {
     execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
     updated = true;
   }
-  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], { stdio: 'inherit', env });
+  // Debian's nginx, haproxy and redis packages start their system services on install; the
+  // suites start their own on free ports, so forbid that while installing (policy-rc.d 101).
+  const policy = '/usr/sbin/policy-rc.d';
+  const ownPolicy = !existsSync(policy);
+  if (ownPolicy) writeFileSync(policy, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
+  try {
+    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], { stdio: 'inherit', env });
+  } finally {
+    if (ownPolicy) rmSync(policy, { force: true });
+  }
   const still = missing.filter((n) => !n.present());
   if (still.length > 0) throw new Error(`apt-get install did not provide ${still.flatMap((n) => n.packages).join(' ')}`);
 }
@@ -42,4 +51,36 @@ export const pythonWebsockets: AptNeed = {
 export const redisServer: AptNeed = {
   packages: ['redis-server', 'redis-tools'],
   present: () => spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0 && spawnSync('redis-cli', ['--version'], { stdio: 'ignore' }).status === 0,
+};
+
+/** Debian's binaries live in /usr/sbin, which a non-root PATH may lack. */
+function sbin(name: string): string {
+  return existsSync(`/usr/sbin/${name}`) ? `/usr/sbin/${name}` : name;
+}
+
+export const NGINX = sbin('nginx');
+export const HAPROXY = sbin('haproxy');
+
+export const nginx: AptNeed = {
+  packages: ['nginx'],
+  present: () => spawnSync(NGINX, ['-v'], { stdio: 'ignore' }).status === 0,
+};
+
+export const haproxy: AptNeed = {
+  packages: ['haproxy'],
+  present: () => spawnSync(HAPROXY, ['-v'], { stdio: 'ignore' }).status === 0,
+};
+
+/** For the test-only self-signed certificates behind the proxies' TLS listeners. */
+export const openssl: AptNeed = {
+  packages: ['openssl'],
+  present: () => spawnSync('openssl', ['version'], { stdio: 'ignore' }).status === 0,
+};
+
+/** Debian's Chromium, driven by playwright-core in the browser test (no browser download). */
+export const CHROMIUM = '/usr/bin/chromium';
+
+export const chromium: AptNeed = {
+  packages: ['chromium'],
+  present: () => existsSync(CHROMIUM) && spawnSync(CHROMIUM, ['--version'], { stdio: 'ignore', timeout: 30_000 }).status === 0,
 };
