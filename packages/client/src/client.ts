@@ -370,7 +370,7 @@ export class SwitchyardClient {
     if (listed === undefined) this.#setState({ status: 'connecting', attempt: attemptNo, url });
     let ws: WebSocketLike;
     try {
-      ws = new Ctor(url);
+      ws = new Ctor(this.#o.resume && this.#sessionId !== undefined ? withSessionHint(url, this.#sessionId) : url);
     } catch (err) {
       this.#emitter.emit('error', new SwitchyardError('invalid_argument', `cannot open a WebSocket to ${url}: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
       this.#afterClose({ code: CLIENT_ABORT, reason: 'open_failed', wasConnected: false });
@@ -1065,4 +1065,15 @@ export class SwitchyardClient {
     this.#refCounter = (this.#refCounter + 1) % Number.MAX_SAFE_INTEGER;
     return `c${this.#refCounter}`;
   }
+}
+
+/**
+ * Adds `sid=<session id>` to a reconnect URL: the shipped nginx and HAProxy configs hash on
+ * it, so a resuming client lands on the node that still holds its session. The edge ignores it.
+ */
+export function withSessionHint(url: string, sessionId: string): string {
+  const hashAt = url.indexOf('#');
+  const base = hashAt < 0 ? url : url.slice(0, hashAt);
+  const cleaned = base.replace(/([?&])sid=[^&]*(&|$)/, (_m, lead: string, tail: string) => (tail === '&' ? lead : '')).replace(/[?&]$/, '');
+  return `${cleaned}${cleaned.includes('?') ? '&' : '?'}sid=${encodeURIComponent(sessionId)}`;
 }

@@ -75,3 +75,14 @@ describe('options', () => {
     expect(pkg['exports']).toMatchObject({ '.': './src/index.ts', './react': './src/react.ts' });
   });
 });
+
+import { withSessionHint } from '../src/client.js';
+
+describe('withSessionHint', () => {
+  it('adds or replaces sid and keeps other query parameters', () => {
+    expect(withSessionHint('ws://h/ws', 's_1')).toBe('ws://h/ws?sid=s_1');
+    expect(withSessionHint('ws://h/ws?token=t', 's_1')).toBe('ws://h/ws?token=t&sid=s_1');
+    expect(withSessionHint('ws://h/ws?sid=old&token=t', 's_2')).toBe('ws://h/ws?token=t&sid=s_2');
+    expect(withSessionHint('ws://h/ws?token=t&sid=old', 's_2')).toBe('ws://h/ws?token=t&sid=s_2');
+  });
+});
