@@ -2,7 +2,10 @@ import { ConfigError } from '@switchyard/config';
 import { UsageError } from './args.js';
 import * as devCmd from './commands/dev.js';
 import * as edgeCmd from './commands/edge.js';
+import * as runnerCmd from './commands/runner.js';
+import * as submitCmd from './commands/submit.js';
 import * as tokenCmd from './commands/token.js';
+import * as watchCmd from './commands/watch.js';
 
 interface Command {
   summary: string;
@@ -13,6 +16,9 @@ const commands: Record<string, Command> = {
   edge: { summary: edgeCmd.summary, run: edgeCmd.edge },
   dev: { summary: devCmd.summary, run: devCmd.dev },
   token: { summary: tokenCmd.summary, run: tokenCmd.token },
+  submit: { summary: submitCmd.summary, run: submitCmd.submit },
+  watch: { summary: watchCmd.summary, run: watchCmd.watch },
+  runner: { summary: runnerCmd.summary, run: runnerCmd.runner },
 };
 
 /** Exit codes: 2 usage, 78 configuration (sysexits EX_CONFIG), 1 anything else. */

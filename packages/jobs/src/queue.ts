@@ -1,0 +1,154 @@
+import type { Kafka, Producer } from 'kafkajs';
+import { JobError } from './errors.js';
+import { kafkajs } from './kafka.js';
+import type { JobSpec } from './job.js';
+import { NOOP_LOGGER, type JobLogger } from './logger.js';
+
+export type QueueStatus = 'ok' | 'connecting' | 'down' | 'disabled';
+
+/** Where submitted jobs go: the Kafka topic, or the in-process queue of a lone node. */
+export interface JobQueue {
+  readonly kind: 'kafka' | 'memory';
+  submit(job: JobSpec): Promise<void>;
+  health(): { status: QueueStatus };
+  /** Idempotent. */
+  close(): Promise<void>;
+}
+
+/** One job waiting in the in-process queue. */
+export interface QueuedJob {
+  value: Buffer;
+  /** Runs already made (0 for a new job). */
+  attempt: number;
+  /** Not to be run before this time (ms since the epoch): a scheduled retry. */
+  notBefore?: number;
+}
+
+/**
+ * Jobs held in memory.
+ * @default 10000
+ */
+export const DEFAULT_MEMORY_QUEUE_LIMIT = 10_000;
+
+/**
+ * The in-process queue of a node without Kafka: FIFO, bounded, consumed by the in-process
+ * runner with `take()`. Jobs in it are lost if the process dies; that is what Kafka is for.
+ */
+export class MemoryJobQueue implements JobQueue {
+  readonly kind = 'memory';
+  readonly #items: QueuedJob[] = [];
+  readonly #takers: ((item: QueuedJob | undefined) => void)[] = [];
+  readonly #limit: number;
+  #closed = false;
+
+  constructor(options: { limit?: number } = {}) {
+    this.#limit = options.limit ?? DEFAULT_MEMORY_QUEUE_LIMIT;
+  }
+
+  get size(): number {
+    return this.#items.length;
+  }
+
+  async submit(job: JobSpec): Promise<void> {
+    this.push({ value: Buffer.from(JSON.stringify(job)), attempt: 0 });
+  }
+
+  /** Adds a raw item (a retry, or bytes that may not even be a job). */
+  push(item: QueuedJob): void {
+    if (this.#closed) throw new JobError('unavailable', 'the job queue is closed');
+    const taker = this.#takers.shift();
+    if (taker !== undefined) {
+      taker(item);
+      return;
+    }
+    if (this.#items.length >= this.#limit) throw new JobError('unavailable', `the in-process job queue is full (${this.#limit} jobs)`);
+    this.#items.push(item);
+  }
+
+  /** The next item; waits for one. Resolves undefined once the queue is closed. */
+  take(): Promise<QueuedJob | undefined> {
+    const item = this.#items.shift();
+    if (item !== undefined) return Promise.resolve(item);
+    if (this.#closed) return Promise.resolve(undefined);
+    return new Promise((resolve) => this.#takers.push(resolve));
+  }
+
+  health(): { status: QueueStatus } {
+    return { status: 'disabled' };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const t of this.#takers.splice(0)) t(undefined);
+  }
+}
+
+export interface KafkaJobQueueOptions {
+  kafka: Kafka;
+  topic: string;
+  logger?: JobLogger;
+}
+
+/**
+ * Produces submitted jobs to the jobs topic (key: the job id; acks from all in-sync replicas).
+ * Connects on `start()`; a submit while disconnected tries to connect first.
+ */
+export class KafkaJobQueue implements JobQueue {
+  readonly kind = 'kafka';
+  readonly #producer: Producer;
+  readonly #topic: string;
+  readonly #log: JobLogger;
+  #status: QueueStatus = 'connecting';
+  #connecting: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: KafkaJobQueueOptions) {
+    this.#topic = options.topic;
+    this.#log = options.logger ?? NOOP_LOGGER;
+    this.#producer = options.kafka.producer({ createPartitioner: kafkajs().Partitioners.DefaultPartitioner, allowAutoTopicCreation: true });
+    this.#producer.on(this.#producer.events.CONNECT, () => {
+      this.#status = 'ok';
+    });
+    this.#producer.on(this.#producer.events.DISCONNECT, () => {
+      if (this.#closing === undefined) this.#status = 'down';
+    });
+  }
+
+  /** Connects; failures are logged and retried on the next submit. */
+  start(): Promise<void> {
+    this.#connecting ??= this.#producer.connect().then(
+      () => {
+        this.#status = 'ok';
+      },
+      (err: unknown) => {
+        this.#status = 'down';
+        this.#connecting = undefined;
+        this.#log.warn({ err: (err as Error).message }, 'kafka producer could not connect');
+        throw err;
+      },
+    );
+    return this.#connecting;
+  }
+
+  async submit(job: JobSpec): Promise<void> {
+    if (this.#closing !== undefined) throw new JobError('unavailable', 'the job queue is closed');
+    try {
+      await this.start();
+      await this.#producer.send({ topic: this.#topic, acks: -1, messages: [{ key: job.job_id, value: JSON.stringify(job) }] });
+    } catch (err) {
+      throw new JobError('unavailable', `could not queue the job on Kafka topic ${this.#topic}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  health(): { status: QueueStatus } {
+    return { status: this.#status };
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#status = 'disabled';
+      await this.#producer.disconnect().catch(() => undefined);
+    })();
+    return this.#closing;
+  }
+}

@@ -1,0 +1,106 @@
+import type { JobControl } from './control.js';
+import { JobError } from './errors.js';
+import type { JobEvents } from './events.js';
+import { JobEvent, newJobId, validateJob, type JobSpec } from './job.js';
+import { NOOP_LOGGER, type JobLogger } from './logger.js';
+import type { JobQueue, QueueStatus } from './queue.js';
+import type { JobRecord, JobStore } from './store.js';
+
+export interface JobServiceOptions {
+  store: JobStore;
+  queue: JobQueue;
+  control: JobControl;
+  events: JobEvents;
+  /** Largest job JSON accepted (MAX_JOB_BYTES). */
+  maxJobBytes: number;
+  logger?: JobLogger;
+  /** Called once by `close()` after the service's own parts (e.g. an in-process runner). */
+  onClose?: () => Promise<void>;
+}
+
+export type CancelResult = 'cancelled' | 'not_found' | 'forbidden' | 'finished';
+
+/**
+ * What an edge does with jobs: submit (validate, record, announce `job.queued`, enqueue),
+ * read a job's status, tell who owns it, cancel it. It fits the edge's `JobAccess`.
+ */
+export class JobService {
+  readonly #o: JobServiceOptions;
+  readonly #log: JobLogger;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: JobServiceOptions) {
+    this.#o = options;
+    this.#log = options.logger ?? NOOP_LOGGER;
+  }
+
+  /**
+   * Accepts a job for `owner` (the token's `sub`, which always wins over an `owner` in the
+   * body). `job_id` is generated unless given. Throws JobError (`bad_job`, `too_large`,
+   * `job_exists`, `unavailable`).
+   */
+  async submit(body: Record<string, unknown>, owner: string): Promise<{ jobId: string }> {
+    const candidate = { ...body, job_id: body['job_id'] ?? newJobId(), owner };
+    const checked = validateJob(candidate);
+    if (!checked.ok) throw new JobError('bad_job', checked.error);
+    const job: JobSpec = checked.job;
+    const bytes = Buffer.byteLength(JSON.stringify(job));
+    if (bytes > this.#o.maxJobBytes) throw new JobError('too_large', `the job is ${bytes} bytes, more than MAX_JOB_BYTES (${this.#o.maxJobBytes})`);
+    if (!(await this.#o.store.create(job, owner))) throw new JobError('job_exists', `a job ${job.job_id} exists already`);
+    // Announced before it is queued, so that job.queued always comes before job.started.
+    await this.#o.events.emit(job.job_id, JobEvent.Queued, { owner, attempt: 0 });
+    try {
+      await this.#o.queue.submit(job);
+    } catch (err) {
+      const error = `could not queue the job: ${(err as Error).message}`;
+      this.#log.warn({ job_id: job.job_id, err: (err as Error).message }, 'job not queued');
+      if (await this.#o.store.finish(job.job_id, 'failed', { error, class: 'transient', attempts: 0 }).catch(() => false)) {
+        await this.#o.events.emit(job.job_id, JobEvent.Failed, { error, class: 'transient', attempts: 0 });
+      }
+      throw err instanceof JobError ? err : new JobError('unavailable', error, { cause: err });
+    }
+    this.#log.info({ job_id: job.job_id, owner, queue: this.#o.queue.kind }, 'job submitted');
+    return { jobId: job.job_id };
+  }
+
+  status(jobId: string): Promise<JobRecord | undefined> {
+    return this.#o.store.get(jobId);
+  }
+
+  async ownerOf(jobId: string): Promise<string | undefined> {
+    return (await this.#o.store.get(jobId))?.owner;
+  }
+
+  /**
+   * Cancels a job for `byUser` (its owner; undefined when the caller has checked rights
+   * itself). A queued or waiting job is cancelled here and now (`job.cancelled`); a running
+   * one is stopped by the runner holding it, which then announces `job.cancelled`.
+   */
+  async cancel(jobId: string, byUser: string | undefined): Promise<CancelResult> {
+    const outcome = await this.#o.store.cancel(jobId, byUser);
+    if (outcome === 'cancelled') {
+      await this.#o.events.emit(jobId, JobEvent.Cancelled, { ...(byUser !== undefined && { by: byUser }) });
+    }
+    if (outcome === 'cancelled' || outcome === 'requested') {
+      // Also for 'cancelled': a runner may be between its claim and the child's start.
+      await this.#o.control.requestCancel(jobId).catch((err: unknown) => {
+        this.#log.warn({ job_id: jobId, err: (err as Error).message }, 'cancel message not sent; the runner will see the cancel at its next lease renewal');
+      });
+      this.#log.info({ job_id: jobId, by: byUser, outcome }, 'job cancel');
+      return 'cancelled';
+    }
+    return outcome;
+  }
+
+  health(): { status: QueueStatus } {
+    return this.#o.queue.health();
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.#o.onClose?.().catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, 'job service close hook failed'));
+      await Promise.allSettled([this.#o.queue.close(), this.#o.control.close(), this.#o.store.close()]);
+    })();
+    return this.#closing;
+  }
+}

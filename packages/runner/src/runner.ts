@@ -1,0 +1,613 @@
+import {
+  JobError,
+  JobEvent,
+  parseJobMessage,
+  preview,
+  type ClaimOutcome,
+  type JobControl,
+  type JobEvents,
+  type JobLogger,
+  type JobSpec,
+  type JobStore,
+} from '@switchyard/jobs';
+import type { Json } from '@switchyard/protocol';
+import { retryDelayMs } from './backoff.js';
+import { startPipeline, type PipelineEnd, type PipelineRun } from './child.js';
+import type { RunnerConfig } from './config.js';
+import { classifyFailure, isRetriable } from './failure.js';
+import type { Slot } from './gpu.js';
+import type { RunnerMetrics } from './metrics.js';
+import type { DeadLetter, Delivery, JobTransport } from './transport.js';
+
+/** Tries of a produce (retry or dead letter) before the job is left unacked for redelivery. */
+const PRODUCE_TRIES = 5;
+const PRODUCE_RETRY_MS = 500;
+/** While the status store is unreachable, how long before a claim is tried again. */
+const STORE_RETRY_MS = 1000;
+/** Scheduled retries held here at once; past it, consumption pauses. */
+const MAX_DELAYED = 10_000;
+/** Extra time, past KILL_GRACE_S, that stop() gives stopped jobs to wind up. */
+const STOP_SLACK_MS = 3000;
+
+export type RunnerConfigSlice = Pick<
+  RunnerConfig,
+  | 'runnerId'
+  | 'pipelineExecutable'
+  | 'referenceDbPath'
+  | 'resistanceDbPath'
+  | 'jobTimeoutS'
+  | 'maxRetries'
+  | 'baseRetryDelayS'
+  | 'maxRetryDelayS'
+  | 'jobLeaseS'
+  | 'killGraceS'
+  | 'shutdownGraceS'
+  | 'progressIntervalMs'
+  | 'maxLineBytes'
+  | 'maxJobBytes'
+>;
+
+export interface RunnerDeps {
+  transport: JobTransport;
+  store: JobStore;
+  control: JobControl;
+  events: JobEvents;
+  slots: readonly Slot[];
+  metrics: RunnerMetrics;
+  logger: JobLogger;
+  /** For tests of the backoff; Math.random by default. */
+  random?: () => number;
+}
+
+type TaskState = 'delayed' | 'waiting' | 'watching' | 'running' | 'finishing';
+
+interface Task {
+  readonly jobId: string;
+  readonly job: JobSpec;
+  /** Runs made before this delivery. */
+  readonly attempt: number;
+  readonly notBefore: number | undefined;
+  /** This delivery and any duplicates of it that came while it was in hand. */
+  readonly deliveries: Delivery[];
+  state: TaskState;
+  run?: PipelineRun;
+  cancelRequested: boolean;
+  /** Ends a wait (delay, lease watch) early. */
+  wake?: () => void;
+}
+
+/**
+ * The job runner: takes deliveries from a transport, runs each job's pipeline on a slot,
+ * reports on `job:<id>` and in the status store, and decides retry or dead letter.
+ *
+ * Flow control: a delivery is accepted at once (the transport's loop never waits on a job)
+ * and waits here for a slot; when as many jobs wait or run as there are slots, the transport
+ * is paused. Scheduled retries wait out their delay here without a slot.
+ */
+export class Runner {
+  readonly #c: RunnerConfigSlice;
+  readonly #d: RunnerDeps;
+  readonly #log: JobLogger;
+  readonly #free: Slot[];
+  readonly #slotWaiters: ((slot: Slot | undefined) => void)[] = [];
+  readonly #tasks = new Map<string, Task>();
+  readonly #inFlight = new Set<Promise<void>>();
+  /** Tasks that wait for a slot or hold one. */
+  #busy = 0;
+  #delayed = 0;
+  #paused = false;
+  #stopping = false;
+  #started = false;
+  #stopped: Promise<void> | undefined;
+
+  constructor(config: RunnerConfigSlice, deps: RunnerDeps) {
+    if (deps.slots.length === 0) throw new Error('a runner needs at least one slot');
+    this.#c = config;
+    this.#d = deps;
+    this.#log = deps.logger;
+    this.#free = [...deps.slots];
+    deps.metrics.slots.set(deps.slots.length);
+  }
+
+  get running(): number {
+    let n = 0;
+    for (const t of this.#tasks.values()) if (t.state === 'running') n++;
+    return n;
+  }
+
+  get slotCount(): number {
+    return this.#d.slots.length;
+  }
+
+  get stopping(): boolean {
+    return this.#stopping;
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) throw new Error('runner already started');
+    this.#started = true;
+    this.#d.control.onCancel((jobId) => this.#onCancel(jobId));
+    await this.#d.transport.start((delivery) => this.#offer(delivery));
+  }
+
+  // ───────────────────────────── intake and flow control ─────────────────────────────
+
+  #offer(d: Delivery): void {
+    if (this.#stopping) return; // not acked: it goes to another runner
+    const parsed = parseJobMessage(d.value, this.#c.maxJobBytes);
+    if (!parsed.ok) {
+      this.#track(this.#refuse(d, parsed.error, parsed.bytes, parsed.jobId));
+      return;
+    }
+    const job = parsed.job;
+    const same = this.#tasks.get(job.job_id);
+    if (same !== undefined) {
+      // The same job again while in hand: after a rebalance, or a retry of a stale run.
+      if (d.attempt === same.attempt) {
+        same.deliveries.push(d);
+        this.#log.debug({ job_id: job.job_id, source: d.source }, 'duplicate delivery joined to the job in hand');
+        return;
+      }
+    }
+    const task: Task = {
+      jobId: job.job_id,
+      job,
+      attempt: d.attempt,
+      notBefore: d.notBefore !== undefined && d.notBefore > Date.now() ? d.notBefore : undefined,
+      deliveries: [d],
+      state: 'waiting',
+      cancelRequested: false,
+    };
+    if (same === undefined) this.#tasks.set(job.job_id, task);
+    if (task.notBefore !== undefined) {
+      task.state = 'delayed';
+      this.#delayed++;
+    } else {
+      this.#busy++;
+    }
+    this.#flow();
+    this.#track(this.#process(task));
+  }
+
+  #track(p: Promise<void>): void {
+    const tracked = p.catch((err: unknown) => this.#log.error({ err: (err as Error).message, stack: (err as Error).stack }, 'job task failed unexpectedly'));
+    this.#inFlight.add(tracked);
+    void tracked.finally(() => this.#inFlight.delete(tracked));
+  }
+
+  /** Pauses the transport while every slot is spoken for; resumes when one frees up. */
+  #flow(): void {
+    const full = this.#busy >= this.#d.slots.length || this.#delayed >= MAX_DELAYED;
+    if (full && !this.#paused && !this.#stopping) {
+      this.#paused = true;
+      this.#d.transport.pause();
+    } else if (!full && this.#paused && !this.#stopping) {
+      this.#paused = false;
+      this.#d.transport.resume();
+    }
+  }
+
+  #acquire(): Promise<Slot | undefined> {
+    if (this.#stopping) return Promise.resolve(undefined);
+    const slot = this.#free.shift();
+    if (slot !== undefined) return Promise.resolve(slot);
+    return new Promise((resolve) => this.#slotWaiters.push(resolve));
+  }
+
+  #releaseSlot(slot: Slot): void {
+    const next = this.#slotWaiters.shift();
+    if (next !== undefined && !this.#stopping) next(slot);
+    else this.#free.push(slot);
+  }
+
+  /** Waits `ms` unless woken (cancel, stop). */
+  #sleep(task: Task, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, Math.max(0, ms));
+      function done() {
+        clearTimeout(timer);
+        task.wake = undefined;
+        resolve();
+      }
+      task.wake = done;
+    });
+  }
+
+  // ───────────────────────────── one job ─────────────────────────────
+
+  async #process(task: Task): Promise<void> {
+    let slot: Slot | undefined;
+    let counted = task.state !== 'delayed';
+    try {
+      if (task.state === 'delayed') {
+        await this.#sleep(task, task.notBefore! - Date.now());
+        this.#delayed--;
+        if (this.#stopping) return;
+        task.state = 'waiting';
+        this.#busy++;
+        counted = true;
+        this.#flow();
+      }
+      let claimed: Extract<ClaimOutcome, { kind: 'claimed' }> | undefined;
+      while (claimed === undefined) {
+        slot = await this.#acquire();
+        if (slot === undefined) return;
+        const outcome = await this.#claim(task, slot);
+        if (outcome === undefined) return;
+        switch (outcome.kind) {
+          case 'claimed':
+            claimed = outcome;
+            break;
+          case 'final':
+            this.#log.info({ job_id: task.jobId, final: outcome.final, source: task.deliveries[0]!.source }, 'job already finished; not run again');
+            this.#d.metrics.count('duplicate');
+            return this.#ackAll(task);
+          case 'stale':
+            this.#log.info({ job_id: task.jobId, attempt: task.attempt, attempts: outcome.attempts }, 'stale delivery of a job with a later run; dropped');
+            this.#d.metrics.count('duplicate');
+            return this.#ackAll(task);
+          case 'cancelled':
+            if (!outcome.existed) await this.#d.events.emit(task.jobId, JobEvent.Queued, { owner: task.job.owner, attempt: task.attempt });
+            await this.#d.events.emit(task.jobId, JobEvent.Cancelled, {});
+            this.#d.metrics.count('cancelled');
+            return this.#ackAll(task);
+          case 'leased': {
+            // Another runner is running it (we got it in a rebalance): wait, without a slot,
+            // until it finishes or its lease lapses.
+            this.#releaseSlot(slot);
+            slot = undefined;
+            task.state = 'watching';
+            this.#busy--;
+            counted = false;
+            this.#flow();
+            const leaseMs = this.#c.jobLeaseS * 1000;
+            await this.#sleep(task, Math.min(outcome.remainingMs + 50, leaseMs / 3));
+            if (this.#stopping) return;
+            task.state = 'waiting';
+            this.#busy++;
+            counted = true;
+            this.#flow();
+            break;
+          }
+        }
+      }
+      await this.#run(task, slot!, claimed.existed);
+    } finally {
+      if (slot !== undefined) this.#releaseSlot(slot);
+      if (counted) this.#busy--;
+      if (this.#tasks.get(task.jobId) === task) this.#tasks.delete(task.jobId);
+      this.#flow();
+    }
+  }
+
+  /** Claims in the store, waiting out store outages; undefined when stopping meanwhile. */
+  async #claim(task: Task, slot: Slot): Promise<ClaimOutcome | undefined> {
+    for (;;) {
+      try {
+        return await this.#d.store.claim(task.jobId, {
+          runner: this.#c.runnerId,
+          attempt: task.attempt + 1,
+          leaseMs: this.#c.jobLeaseS * 1000,
+          job: task.job,
+          ...(slot.gpu !== undefined && { gpu: slot.gpu }),
+        });
+      } catch (err) {
+        if (!(err instanceof JobError)) throw err;
+        this.#log.warn({ job_id: task.jobId, err: err.message }, 'claim failed; retrying');
+        await this.#sleep(task, STORE_RETRY_MS);
+        if (this.#stopping) return undefined;
+      }
+    }
+  }
+
+  async #run(task: Task, slot: Slot, existed: boolean): Promise<void> {
+    const { jobId, job } = task;
+    const attemptNo = task.attempt + 1;
+    const ev = this.#d.events;
+    const m = this.#d.metrics;
+    if (!existed) {
+      await ev.emit(jobId, JobEvent.Queued, { owner: job.owner, attempt: task.attempt });
+      m.count('queued');
+    }
+    await ev.emit(jobId, JobEvent.Started, { attempt: attemptNo, runner: this.#c.runnerId, gpu: slot.gpu ?? null });
+    m.count('started');
+    task.state = 'running';
+    m.running.inc();
+
+    const progress = new ProgressReporter(this.#c.progressIntervalMs, async (p) => {
+      await Promise.all([ev.emit(jobId, JobEvent.Progress, p), this.#d.store.progress(jobId, p).catch(() => undefined)]);
+      m.count('progress');
+    });
+    const env: Record<string, string> = { JOB_ID: jobId, JOB_ATTEMPT: String(attemptNo) };
+    if (slot.gpu !== undefined) {
+      env['GPU_DEVICE_ID'] = slot.gpu;
+      env['CUDA_VISIBLE_DEVICES'] = slot.gpu;
+    }
+    if (this.#c.referenceDbPath !== undefined) env['REFERENCE_DB_PATH'] = this.#c.referenceDbPath;
+    if (this.#c.resistanceDbPath !== undefined) env['RESISTANCE_DB_PATH'] = this.#c.resistanceDbPath;
+    this.#log.info({ job_id: jobId, attempt: attemptNo, slot: slot.id, source: task.deliveries[0]!.source }, 'job started');
+
+    const run = startPipeline({
+      executable: this.#c.pipelineExecutable,
+      job,
+      env,
+      timeoutMs: this.#c.jobTimeoutS * 1000,
+      killGraceMs: this.#c.killGraceS * 1000,
+      maxLineBytes: this.#c.maxLineBytes,
+      onProgress: (p) => progress.update(p),
+    });
+    task.run = run;
+    if (task.cancelRequested) run.stop('cancel');
+    const leaseMs = this.#c.jobLeaseS * 1000;
+    const renewer = setInterval(() => {
+      this.#d.store.renew(jobId, this.#c.runnerId, leaseMs).then(
+        (r) => {
+          if (r.cancelRequested) run.stop('cancel');
+          if (!r.held) this.#log.warn({ job_id: jobId }, 'lease lost: another runner may run this job too (only one completion counts)');
+        },
+        (err: unknown) => this.#log.warn({ job_id: jobId, err: (err as Error).message }, 'lease renewal failed'),
+      );
+    }, leaseMs / 3);
+
+    let end: PipelineEnd;
+    try {
+      end = await run.done;
+    } finally {
+      clearInterval(renewer);
+      task.run = undefined;
+      task.state = 'finishing';
+      m.running.dec();
+    }
+    await progress.close();
+    await this.#conclude(task, end);
+  }
+
+  /** Completion, cancel, hand-back, retry or dead letter, from how the run ended. */
+  async #conclude(task: Task, end: PipelineEnd): Promise<void> {
+    const { jobId, job } = task;
+    const attemptNo = task.attempt + 1;
+    const ev = this.#d.events;
+    const m = this.#d.metrics;
+    const store = this.#d.store;
+    const seconds = end.durationMs / 1000;
+    if (end.overlongLines > 0) this.#log.warn({ job_id: jobId, lines: end.overlongLines }, 'pipeline printed lines over MAX_LINE_BYTES; they were skipped');
+
+    if (end.stopped === 'handback') {
+      await store.release(jobId, this.#c.runnerId, 'queued').catch(() => undefined);
+      await ev.emit(jobId, JobEvent.Queued, { attempt: attemptNo, reason: 'runner_shutdown' });
+      m.count('handed_back');
+      m.duration.labels('handed_back').observe(seconds);
+      this.#log.info({ job_id: jobId }, 'job handed back (runner stopping)');
+      return; // not acked: redelivered to another runner
+    }
+    if (end.stopped === 'cancel') {
+      if (await store.finish(jobId, 'cancelled', { attempts: attemptNo }).catch(() => true)) await ev.emit(jobId, JobEvent.Cancelled, {});
+      m.count('cancelled');
+      m.duration.labels('cancelled').observe(seconds);
+      this.#log.info({ job_id: jobId }, 'job cancelled');
+      return this.#ackAll(task);
+    }
+    const ok = end.exitCode === 0 && end.signal === null && !end.timedOut && end.spawnError === undefined && end.declaredError === undefined;
+    if (ok) {
+      const result: Json = end.result ?? null;
+      const won = await this.#untilStored(task, () => store.finish(jobId, 'completed', { result, attempts: attemptNo }));
+      if (won === undefined) return;
+      if (won) {
+        await store.progress(jobId, { progress: 1 }).catch(() => undefined);
+        await ev.emit(jobId, JobEvent.Completed, { result, attempts: attemptNo, duration_s: Math.round(seconds * 1000) / 1000 });
+        m.count('completed');
+      } else {
+        m.count('duplicate');
+      }
+      m.duration.labels('completed').observe(seconds);
+      this.#log.info({ job_id: jobId, attempt: attemptNo, seconds, counted: won }, 'job completed');
+      return this.#ackAll(task);
+    }
+
+    const { class: cls, reason } = classifyFailure(end);
+    const error = describeFailure(end, this.#c.jobTimeoutS);
+    m.duration.labels('failed').observe(seconds);
+    if (isRetriable(cls) && attemptNo <= this.#c.maxRetries) {
+      const delayMs = retryDelayMs(attemptNo, { baseS: this.#c.baseRetryDelayS, maxS: this.#c.maxRetryDelayS, ...(this.#d.random !== undefined && { random: this.#d.random }) });
+      const produced = await this.#produce(jobId, 'retry', () =>
+        this.#d.transport.retry({ job, attempt: attemptNo, notBefore: Date.now() + delayMs, error, class: cls }),
+      );
+      if (!produced) {
+        await store.release(jobId, this.#c.runnerId, 'queued', { error, class: cls, attempts: attemptNo }).catch(() => undefined);
+        return; // unacked: redelivered, and retried then
+      }
+      // Announced while the lease is still ours, so job.retrying always precedes the retry's job.started.
+      await ev.emit(jobId, JobEvent.Retrying, { attempt: attemptNo, delay_ms: delayMs, error, class: cls, max_retries: this.#c.maxRetries });
+      await store.release(jobId, this.#c.runnerId, 'retrying', { error, class: cls, attempts: attemptNo }).catch(() => undefined);
+      m.count('retrying');
+      this.#log.info({ job_id: jobId, attempt: attemptNo, class: cls, reason, delay_ms: delayMs, error }, 'job failed; retry scheduled');
+      return this.#ackAll(task);
+    }
+    const letter: DeadLetter = {
+      job,
+      job_id: jobId,
+      error,
+      class: cls,
+      attempts: attemptNo,
+      failed_at: new Date().toISOString(),
+      runner: this.#c.runnerId,
+      source: task.deliveries[0]!.source,
+    };
+    if (!(await this.#produce(jobId, 'dead letter', () => this.#d.transport.deadLetter(letter)))) {
+      await store.release(jobId, this.#c.runnerId, 'queued', { error, class: cls, attempts: attemptNo }).catch(() => undefined);
+      return;
+    }
+    const won = await store.finish(jobId, 'failed', { error, class: cls, attempts: attemptNo }).catch(() => true);
+    if (won) await ev.emit(jobId, JobEvent.Failed, { error, class: cls, attempts: attemptNo });
+    m.count('failed');
+    m.count('dead_lettered');
+    this.#log.warn({ job_id: jobId, attempts: attemptNo, class: cls, reason, error }, isRetriable(cls) ? 'job failed; retries exhausted, dead-lettered' : 'job failed permanently; dead-lettered');
+    return this.#ackAll(task);
+  }
+
+  /** A message that is not a job (bad JSON, too large, invalid): straight to the DLQ. */
+  async #refuse(d: Delivery, error: string, bytes: number, jobId: string | undefined): Promise<void> {
+    const letter: DeadLetter = {
+      job: null,
+      raw: preview(d.value),
+      raw_bytes: bytes,
+      ...(jobId !== undefined && { job_id: jobId }),
+      error,
+      class: 'permanent',
+      attempts: d.attempt,
+      failed_at: new Date().toISOString(),
+      runner: this.#c.runnerId,
+      source: d.source,
+    };
+    this.#log.warn({ source: d.source, error, bytes, job_id: jobId }, 'message refused: not a valid job');
+    if (!(await this.#produce(jobId ?? d.source, 'dead letter', () => this.#d.transport.deadLetter(letter)))) return;
+    if (jobId !== undefined && (await this.#d.store.finish(jobId, 'failed', { error, class: 'permanent', attempts: d.attempt }).catch(() => false))) {
+      await this.#d.events.emit(jobId, JobEvent.Failed, { error, class: 'permanent', attempts: d.attempt });
+    }
+    this.#d.metrics.count('dead_lettered');
+    d.ack();
+  }
+
+  async #produce(jobId: string, what: string, send: () => Promise<void>): Promise<boolean> {
+    for (let i = 1; ; i++) {
+      try {
+        await send();
+        return true;
+      } catch (err) {
+        if (i >= PRODUCE_TRIES || this.#stopping) {
+          this.#log.error({ job_id: jobId, err: (err as Error).message }, `${what} could not be produced; the job stays unacked and comes back`);
+          return false;
+        }
+        await new Promise((r) => setTimeout(r, PRODUCE_RETRY_MS * i));
+      }
+    }
+  }
+
+  /** Retries a store write through outages; undefined when stopping meanwhile (left unacked). */
+  async #untilStored<T>(task: Task, write: () => Promise<T>): Promise<T | undefined> {
+    for (;;) {
+      try {
+        return await write();
+      } catch (err) {
+        if (!(err instanceof JobError)) throw err;
+        this.#log.warn({ job_id: task.jobId, err: err.message }, 'status store unreachable; retrying');
+        if (this.#stopping) return undefined;
+        await this.#sleep(task, STORE_RETRY_MS);
+      }
+    }
+  }
+
+  #ackAll(task: Task): void {
+    for (const d of task.deliveries) d.ack();
+  }
+
+  #onCancel(jobId: string): void {
+    const task = this.#tasks.get(jobId);
+    if (task === undefined) return;
+    task.cancelRequested = true;
+    if (task.run !== undefined) task.run.stop('cancel');
+    // A job waiting out a delay or a lease learns at its claim that it was cancelled.
+    else if (task.state === 'delayed' || task.state === 'watching') task.wake?.();
+  }
+
+  // ───────────────────────────── shutdown ─────────────────────────────
+
+  /** Hands every running job back now (a second SIGTERM); a stop() in progress then ends sooner. */
+  hurry(): void {
+    this.#stopping = true;
+    for (const t of this.#tasks.values()) t.run?.stop('handback');
+    if (this.#stopped === undefined) void this.stop({ graceMs: 0 });
+  }
+
+  /**
+   * SIGTERM: take no more jobs, let running ones finish for up to SHUTDOWN_GRACE_S, hand the
+   * rest back (stopped, released, unacked, so another runner takes them), then leave the
+   * consumer group. Idempotent.
+   */
+  stop(options: { graceMs?: number } = {}): Promise<void> {
+    this.#stopped ??= this.#stop(options.graceMs ?? this.#c.shutdownGraceS * 1000);
+    return this.#stopped;
+  }
+
+  async #stop(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    this.#d.transport.pause();
+    for (const w of this.#slotWaiters.splice(0)) w(undefined);
+    for (const t of this.#tasks.values()) if (t.state === 'delayed' || t.state === 'watching') t.wake?.();
+    const running = () => [...this.#tasks.values()].filter((t) => t.run !== undefined).length;
+    this.#log.info({ running: running(), grace_ms: graceMs }, 'runner stopping: no new jobs');
+    await settleWithin(this.#inFlight, graceMs);
+    if (this.#inFlight.size > 0) {
+      this.#log.info({ running: running() }, 'handing back the jobs still running');
+      for (const t of this.#tasks.values()) t.run?.stop('handback');
+      await settleWithin(this.#inFlight, this.#c.killGraceS * 1000 + STOP_SLACK_MS);
+    }
+    await this.#d.transport.stop();
+    this.#log.info({}, 'runner stopped');
+  }
+}
+
+async function settleWithin(promises: Set<Promise<void>>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.allSettled([...promises]), new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
+/** One line saying why a run failed, for job.failed, job.retrying and the DLQ. */
+export function describeFailure(end: PipelineEnd, timeoutS: number): string {
+  const detail = (end.declaredError ?? end.output.split('\n').map((l) => l.trim()).filter((l) => l !== '').pop() ?? '').slice(0, 500);
+  let head: string;
+  if (end.timedOut) head = `timed out after ${timeoutS} s (JOB_TIMEOUT_S)`;
+  else if (end.spawnError !== undefined) head = `pipeline could not be started (${end.spawnError})`;
+  else if (end.signal !== null) head = `pipeline killed by ${end.signal}`;
+  else if (end.declaredError !== undefined && end.exitCode === 0) head = 'pipeline reported an error';
+  else head = `pipeline exited with code ${end.exitCode}`;
+  return detail === '' ? head : `${head}: ${detail}`;
+}
+
+/**
+ * Turns a stream of progress lines into job.progress events: at most one per interval
+ * (the latest wins), a stage change at once, events strictly in order.
+ */
+export class ProgressReporter {
+  readonly #intervalMs: number;
+  readonly #send: (p: { progress?: number; stage?: string; message?: string }) => Promise<void>;
+  #chain: Promise<void> = Promise.resolve();
+  #pending: { progress?: number; stage?: string; message?: string } | undefined;
+  #lastSent = 0;
+  #stage: string | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(intervalMs: number, send: (p: { progress?: number; stage?: string; message?: string }) => Promise<void>) {
+    this.#intervalMs = intervalMs;
+    this.#send = send;
+  }
+
+  update(p: { progress?: number; stage?: string; message?: string }): void {
+    if (this.#closed) return;
+    const stageChanged = p.stage !== undefined && p.stage !== this.#stage;
+    if (p.stage !== undefined) this.#stage = p.stage;
+    this.#pending = { ...p, ...(p.stage === undefined && this.#stage !== undefined && { stage: this.#stage }) };
+    const due = Date.now() - this.#lastSent >= this.#intervalMs;
+    if (stageChanged || due) this.#flush();
+    else this.#timer ??= setTimeout(() => this.#flush(), this.#intervalMs - (Date.now() - this.#lastSent));
+  }
+
+  #flush(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const p = this.#pending;
+    if (p === undefined) return;
+    this.#pending = undefined;
+    this.#lastSent = Date.now();
+    this.#chain = this.#chain.then(() => this.#send(p)).catch(() => undefined);
+  }
+
+  /** Sends what is pending and waits for every event to be out. */
+  async close(): Promise<void> {
+    this.#flush();
+    this.#closed = true;
+    await this.#chain;
+  }
+}
