@@ -1,7 +1,5 @@
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, hsToken, startEdge, TestClient, type EdgeProcess, type Frame } from '../harness/index.js';
+import { connect, hsToken, startEdge, TestClient, type EdgeProcess, type Frame, rawUpgrade } from '../harness/index.js';
 
 /**
  * PROTOCOL.md §4 draining: on SIGTERM /ready turns 503, new upgrades are refused, every client
@@ -9,31 +7,6 @@ import { connect, hsToken, startEdge, TestClient, type EdgeProcess, type Frame }
  */
 
 const DRAIN_TIMEOUT_MS = 4000;
-
-function rawUpgrade(edge: EdgeProcess): Promise<{ status: number; headers: IncomingHttpHeaders }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(`${edge.http}/ws`, {
-      headers: {
-        connection: 'Upgrade',
-        upgrade: 'websocket',
-        'sec-websocket-version': '13',
-        'sec-websocket-key': randomBytes(16).toString('base64'),
-      },
-      timeout: 3000,
-    });
-    req.on('upgrade', (res, socket) => {
-      socket.destroy();
-      resolve({ status: res.statusCode ?? 0, headers: res.headers });
-    });
-    req.on('response', (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
-    });
-    req.on('timeout', () => req.destroy(new Error('upgrade request timed out')));
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms))]);
@@ -89,7 +62,7 @@ describe('drain on SIGTERM', () => {
     for (const h of ['x-websocket-worker-id', 'x-websocket-local-connections', 'x-websocket-total-sessions', 'x-websocket-total-workers']) {
       expect(ready.headers.get(h), h).not.toBeNull();
     }
-    const refused = await rawUpgrade(edge);
+    const refused = await rawUpgrade(edge.url);
     expect(refused.status).toBe(503);
     expect(refused.headers['x-websocket-worker-id']).toEqual(expect.any(String));
     const late = new TestClient(`${edge.url}?token=${await hsToken({ sub: 'late' })}`);

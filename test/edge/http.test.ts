@@ -1,7 +1,6 @@
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { randomBytes } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, hsToken, startEdge, TestClient, type EdgeProcess } from '../harness/index.js';
+import { connect, hsToken, startEdge, TestClient, type EdgeProcess, rawUpgrade } from '../harness/index.js';
 
 /** PROTOCOL.md §6: the HTTP endpoints on the WebSocket port, and the headers on every reply. */
 
@@ -36,32 +35,6 @@ function expectWsHeaders(headers: Headers | IncomingHttpHeaders, localConnection
   expect(get('x-websocket-total-sessions')).toMatch(/^\d+$/);
   expect(get('x-websocket-total-workers')).toBe('1');
   if (localConnections !== undefined) expect(get('x-websocket-local-connections')).toBe(String(localConnections));
-}
-
-function rawUpgrade(edge: EdgeProcess, headers: Record<string, string> = {}, path = '/ws'): Promise<{ status: number; headers: IncomingHttpHeaders }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(`${edge.http}${path}`, {
-      headers: {
-        connection: 'Upgrade',
-        upgrade: 'websocket',
-        'sec-websocket-version': '13',
-        'sec-websocket-key': randomBytes(16).toString('base64'),
-        ...headers,
-      },
-      timeout: 5000,
-    });
-    req.on('upgrade', (res, socket) => {
-      socket.destroy();
-      resolve({ status: res.statusCode ?? 0, headers: res.headers });
-    });
-    req.on('response', (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
-    });
-    req.on('timeout', () => req.destroy(new Error('upgrade request timed out')));
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs = 3000): Promise<boolean> {
@@ -354,13 +327,13 @@ describe('HTTP endpoints', () => {
     });
 
     it('on a 401 upgrade with a bad token, and on a plain GET of /ws', async () => {
-      const bad = await rawUpgrade(edge, { authorization: 'Bearer not.a.jwt' });
+      const bad = await rawUpgrade(edge.url, { authorization: 'Bearer not.a.jwt' });
       expect(bad.status).toBe(401);
       expectWsHeaders(bad.headers);
-      const expired = await rawUpgrade(edge, {}, `/ws?token=${await hsToken({ sub: 'x', expiresIn: -3600 })}`);
+      const expired = await rawUpgrade(`${edge.url}?token=${await hsToken({ sub: 'x', expiresIn: -3600 })}`);
       expect(expired.status).toBe(401);
       expectWsHeaders(expired.headers);
-      const good = await rawUpgrade(edge, {}, `/ws?token=${await hsToken({ sub: 'x' })}`);
+      const good = await rawUpgrade(`${edge.url}?token=${await hsToken({ sub: 'x' })}`);
       expect(good.status).toBe(101);
     });
   });

@@ -1,8 +1,7 @@
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { randomBytes } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { connect, hsToken, startEdge, TestClient, UpgradeRefused, type EdgeProcess, type Frame } from '../harness/index.js';
+import { connect, hsToken, startEdge, TestClient, UpgradeRefused, type EdgeProcess, type Frame, rawUpgrade } from '../harness/index.js';
 
 /**
  * PROTOCOL.md §5 limits, each against its own edge with the limit turned down: frame size,
@@ -20,34 +19,6 @@ async function broadcast(edge: EdgeProcess, channel: string, data: unknown): Pro
   });
   expect(res.status).toBe(202);
   return ((await res.json()) as { seq: number }).seq;
-}
-
-/** A bare WebSocket upgrade request: the HTTP status and headers the server answers with. */
-function rawUpgrade(edge: EdgeProcess, headers: Record<string, string> = {}): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(`${edge.http}/ws`, {
-      headers: {
-        connection: 'Upgrade',
-        upgrade: 'websocket',
-        'sec-websocket-version': '13',
-        'sec-websocket-key': randomBytes(16).toString('base64'),
-        ...headers,
-      },
-      timeout: 5000,
-    });
-    req.on('upgrade', (res, socket) => {
-      socket.destroy();
-      resolve({ status: res.statusCode ?? 0, headers: res.headers, body: '' });
-    });
-    req.on('response', (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('upgrade request timed out')));
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 function expectWsHeaders(headers: IncomingHttpHeaders): void {
@@ -232,11 +203,11 @@ describe('MAX_TOTAL_CONNECTIONS', () => {
     clients.push(third);
     await third.opened;
 
-    const refused = await rawUpgrade(edge);
+    const refused = await rawUpgrade(edge.url);
     expect(refused.status).toBe(503);
     expectWsHeaders(refused.headers);
     expect(refused.headers['x-websocket-local-connections']).toBe('3');
-    expect(JSON.parse(refused.body)).toMatchObject({ code: 'too_many_connections' });
+    expect(refused.body).toMatchObject({ code: 'too_many_connections' });
 
     const fourth = new TestClient(`${edge.url}?token=${token}`);
     clients.push(fourth);
@@ -269,12 +240,12 @@ describe('ALLOWED_ORIGINS', () => {
   });
 
   it('an upgrade from an origin not listed gets 403 with the X-WebSocket-* headers', async () => {
-    const refused = await rawUpgrade(edge, { origin: 'https://evil.example' });
+    const refused = await rawUpgrade(edge.url, { origin: 'https://evil.example' });
     expect(refused.status).toBe(403);
     expectWsHeaders(refused.headers);
     // Near misses are refused as well.
     for (const origin of ['http://good.example', 'https://good.example.evil.example', 'https://GOOD.example.', 'null']) {
-      expect((await rawUpgrade(edge, { origin })).status, origin).toBe(403);
+      expect((await rawUpgrade(edge.url, { origin })).status, origin).toBe(403);
     }
     const client = new TestClient(`${edge.url}?token=${await hsToken({ sub: 'o' })}`, { origin: 'https://evil.example' });
     clients.push(client);
@@ -283,7 +254,7 @@ describe('ALLOWED_ORIGINS', () => {
 
   it('the listed origins may connect', async () => {
     for (const origin of ['https://good.example', 'https://also.example']) {
-      expect((await rawUpgrade(edge, { origin })).status, origin).toBe(101);
+      expect((await rawUpgrade(edge.url, { origin })).status, origin).toBe(101);
       const client = new TestClient(`${edge.url}?token=${await hsToken({ sub: 'o' })}`, { origin });
       clients.push(client);
       expect(await client.next()).toMatchObject({ type: 'auth_success' });

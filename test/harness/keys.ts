@@ -158,7 +158,9 @@ export function rawUpgrade(wsUrl: string, headers: Record<string, string> = {}):
         'sec-websocket-key': randomBytes(16).toString('base64'),
         ...headers,
       },
+      timeout: 5000,
     });
+    req.on('timeout', () => req.destroy(new Error('upgrade request timed out')));
     req.on('upgrade', (res, socket) => {
       socket.destroy();
       resolve({ status: res.statusCode ?? 0, body: undefined, headers: res.headers });
