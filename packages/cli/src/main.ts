@@ -1,5 +1,6 @@
 import { ConfigError } from '@switchyard/config';
 import { UsageError } from './args.js';
+import * as benchCmd from './commands/bench.js';
 import * as devCmd from './commands/dev.js';
 import * as edgeCmd from './commands/edge.js';
 import * as runnerCmd from './commands/runner.js';
@@ -19,6 +20,7 @@ const commands: Record<string, Command> = {
   submit: { summary: submitCmd.summary, run: submitCmd.submit },
   watch: { summary: watchCmd.summary, run: watchCmd.watch },
   runner: { summary: runnerCmd.summary, run: runnerCmd.runner },
+  bench: { summary: benchCmd.summary, run: benchCmd.bench },
 };
 
 /** Exit codes: 2 usage, 78 configuration (sysexits EX_CONFIG), 1 anything else. */

@@ -1,0 +1,68 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runCli } from '../harness/index.js';
+
+const SYSTEMS = ['switchyard', 'uws_raw', 'socketio_redis'];
+const FIGURES = [
+  'msgs_per_cpu_s',
+  'msgs_per_s',
+  'publishes_per_s',
+  'latency_rate',
+  'p50_ms',
+  'p99_ms',
+  'p999_ms',
+  'max_ms',
+  'cross_node_p50_ms',
+  'cross_node_p99_ms',
+  'rss_per_conn_bytes',
+  'kmem_per_conn_bytes',
+  'churn_per_s',
+  'resume_ms',
+  'lost',
+  'duplicates',
+];
+
+const numberOrNull = (v: unknown) => v === null || (typeof v === 'number' && Number.isFinite(v));
+
+/**
+ * `switchyard bench` end to end in a tiny configuration: every system, every scenario kind,
+ * 1 node and 3 nodes on Redis. Only the shape of the JSON is checked, and that no event was
+ * lost; how fast anything was is the benchmark's business, never a test's.
+ */
+describe('switchyard bench', () => {
+  it('prints one JSON object with every system measured, figures as numbers or null, nothing lost', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'sy-bench-test-'));
+    const args = ['bench', '--json', '--out', out, '--runs', '1', '--fanout', '10', '--fanout-3n', '10', '--idle', '30', '--idle-3n', '0', '--churn', '10', '--kill', '12', '--phase-ms', '300'];
+    const { code, stdout, stderr } = await runCli(args, {}, 240_000).finally(() => rmSync(out, { recursive: true, force: true }));
+    expect(code, stderr).toBe(0);
+    const lines = stdout.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const result = JSON.parse(lines[0]!) as {
+      runs: number;
+      scenarios: { name: string; kind: string; systems: Record<string, Record<string, unknown> | null>; ratios: Record<string, unknown> }[];
+    };
+    expect(result.runs).toBe(1);
+    expect(result.scenarios.map((s) => s.name)).toEqual(['fanout-10', 'churn-10', 'idle-30', 'fanout-10-3n', 'node-kill-12-3n']);
+    for (const scenario of result.scenarios) {
+      expect(Object.keys(scenario.systems).sort()).toEqual([...SYSTEMS].sort());
+      expect(Object.keys(scenario.ratios).sort()).toEqual(['switchyard/socketio_redis', 'switchyard/uws_raw']);
+      for (const value of Object.values(scenario.ratios)) expect(numberOrNull(value)).toBe(true);
+      for (const system of SYSTEMS) {
+        const figures = scenario.systems[system];
+        expect(figures, `${scenario.name} ${system}`).not.toBeNull();
+        for (const key of FIGURES) {
+          expect(key in figures!, `${scenario.name} ${system} has ${key}`).toBe(true);
+          expect(numberOrNull(figures![key]), `${scenario.name} ${system} ${key} = ${String(figures![key])}`).toBe(true);
+        }
+        // The peers have no resume: a killed node loses their events, and the bench says so.
+        if (system === 'switchyard' || scenario.kind !== 'node-kill') expect(figures!['lost'], `${scenario.name} ${system} lost`).toBe(0);
+      }
+    }
+    const fanout = result.scenarios.find((s) => s.name === 'fanout-10')!;
+    for (const system of SYSTEMS) expect(typeof fanout.systems[system]!['msgs_per_cpu_s']).toBe('number');
+    expect(typeof result.scenarios.find((s) => s.kind === 'idle')!.systems['switchyard']!['rss_per_conn_bytes']).toBe('number');
+    expect(typeof result.scenarios.find((s) => s.kind === 'node-kill')!.systems['switchyard']!['resume_ms']).toBe('number');
+  }, 300_000);
+});
