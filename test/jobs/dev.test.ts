@@ -24,6 +24,14 @@ describe('switchyard dev runs jobs in process', () => {
     const token = await hsToken({ sub: 'dev-tester' });
     const submitted = await postJob(dev.http, token, { job_id: 'dev-demo-1', sample_id: 'S1', params: { stages: 4, stage_ms: 50 } });
     expect(submitted).toMatchObject({ status: 202, body: { job_id: 'dev-demo-1' } });
+    // By default: the job's status (from the in-memory store), then the events after it.
+    const live = await watchJob(dev.url, token, 'dev-demo-1', 'snapshot');
+    clients.push(live.client);
+    expect(live.snapshot).toMatchObject({ channel: 'job:dev-demo-1', data: { job_id: 'dev-demo-1', owner: 'dev-tester', sample_id: 'S1' } });
+    const tail = await eventsUntil(live.client, 'dev-demo-1');
+    checkOrder(tail);
+    expect(tail[0]!['seq']).toBe(Number(live.snapshot!['seq']) + 1);
+    // The whole story with `snapshot: false`.
     const { client, result } = await watchJob(dev.url, token, 'dev-demo-1');
     clients.push(client);
     expect(result).toMatchObject({ success: true });

@@ -153,12 +153,19 @@ export async function eventsUntil(client: TestClient, jobId: string, until: (f: 
 
 export const names = (events: Frame[]) => events.map((e) => String(e['event']));
 
-/** Connects with a token and subscribes to a job's channel from the start (`since: 0`). */
-export async function watchJob(url: string, token: string, jobId: string): Promise<{ client: TestClient; result: Frame }> {
+/**
+ * Connects with a token and subscribes to a job's channel. `full`
+ * (the default) asks for the plain replay of every retained event (`snapshot: false`);
+ * `snapshot` takes the default form: the job's `snapshot` frame, then the events after it.
+ */
+export async function watchJob(url: string, token: string, jobId: string, mode: 'full' | 'snapshot' = 'full'): Promise<{ client: TestClient; result: Frame; snapshot?: Frame }> {
   const { client, hello } = await connect(url, token);
   if (hello.type !== 'auth_success') throw new Error(`auth failed: ${JSON.stringify(hello)}`);
-  const result = await client.request({ type: 'subscribe', job_id: jobId, since: 0 });
-  return { client, result };
+  // 'full': the contract's replay of every event from the start; 'snapshot': the job's status,
+  // then only the events after it (no `since`).
+  const result = await client.request({ type: 'subscribe', job_id: jobId, ...(mode === 'full' && { since: 0, snapshot: false }) });
+  if (mode === 'full' || result['success'] !== true) return { client, result };
+  return { client, result, snapshot: await client.next('snapshot') };
 }
 
 export async function postJob(http: string, token: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {

@@ -19,8 +19,8 @@ describe('jobs on Kafka', () => {
   let dlq: Awaited<ReturnType<ReturnType<typeof kafkaTools>['reader']>>;
   const clients: TestClient[] = [];
 
-  const watch = async (token: string, jobId: string) => {
-    const w = await watchJob(edge.url, token, jobId);
+  const watch = async (token: string, jobId: string, mode: 'full' | 'snapshot' = 'full') => {
+    const w = await watchJob(edge.url, token, jobId, mode);
     clients.push(w.client);
     return w;
   };
@@ -52,9 +52,21 @@ describe('jobs on Kafka', () => {
     const jobId = String(submitted.body['job_id']);
     expect(jobId).toMatch(/^j_/);
 
+    // The default view: the job's status as of some seq, then every event after it, in order.
+    const live = await watch(token, jobId, 'snapshot');
+    expect(live.result).toMatchObject({ type: 'subscription_result', channel: `job:${jobId}`, success: true });
+    expect(live.result).not.toHaveProperty('recovered');
+    expect(live.snapshot).toMatchObject({ type: 'snapshot', channel: `job:${jobId}`, epoch: live.result['epoch'], data: { job_id: jobId, owner: 'alice' } });
+    const tail = await eventsUntil(live.client, jobId);
+    checkOrder(tail);
+    expect(tail[0]!['seq']).toBe(Number(live.snapshot!['seq']) + 1);
+
+    // The whole story, as the contract's plain replay (`snapshot: false`) tells it.
     const { client, result } = await watch(token, jobId);
-    expect(result).toMatchObject({ type: 'subscription_result', channel: `job:${jobId}`, success: true });
+    expect(result).toMatchObject({ type: 'subscription_result', channel: `job:${jobId}`, success: true, recovered: true });
     const events = await eventsUntil(client, jobId);
+    expect(client.frames.some((f) => f.type === 'snapshot')).toBe(false);
+    expect(tail).toEqual(events.filter((e) => Number(e['seq']) > Number(live.snapshot!['seq'])));
     const n = checkOrder(events);
     expect(n[0]).toBe('job.queued');
     expect(n[1]).toBe('job.started');

@@ -1,9 +1,9 @@
 import { RedisBroker } from '@switchyard/broker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisJobControl, RedisJobStore, jobKey } from '../../packages/jobs/src/index.js';
-import { jobStoreContract } from '../../packages/jobs/test/store-contract.js';
+import { announcingStoreContract, jobStoreContract } from '../../packages/jobs/test/store-contract.js';
 import { waitFor } from '../harness/ports.js';
-import { startRedis, type RedisServer } from '../harness/redis.js';
+import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../harness/redis.js';
 
 /** The same contract as the memory store, on a real Redis: Lua transitions, TTLs, the control channel. */
 describe('RedisJobStore on a real Redis', () => {
@@ -23,6 +23,10 @@ describe('RedisJobStore on a real Redis', () => {
   });
 
   jobStoreContract(() => new RedisJobStore(client, { ttlS: 120 }));
+  announcingStoreContract(() => ({
+    store: new RedisJobStore(client, { ttlS: 120, broker }),
+    frames: async (jobId) => (await broker.history(`job:${jobId}`, 0)).events.map((e) => e.frame),
+  }));
 
   it('keeps the status in the hash job:<id> with JOB_STATUS_TTL_S, renewed on every change', async () => {
     const store = new RedisJobStore(client, { ttlS: 120 });
@@ -53,4 +57,28 @@ describe('RedisJobStore on a real Redis', () => {
     expect(got.sort()).toEqual(['a:job-9', 'b:job-9']);
     await Promise.all([a.close(), b.close()]);
   });
+});
+
+/**
+ * On a Redis Cluster each transition script touches the job hash `job:<id>` and its channel's
+ * keys `sy:{job:<id>}:*`: one hash slot, so they run as one atomic script on one shard.
+ */
+describe('RedisJobStore on a real Redis Cluster', () => {
+  let cluster: RedisCluster;
+  let broker: RedisBroker;
+
+  beforeAll(async () => {
+    cluster = await startRedisCluster();
+    broker = new RedisBroker({ clusterNodes: cluster.nodes });
+    await broker.ready();
+  }, 60_000);
+  afterAll(async () => {
+    await broker?.close();
+    await cluster?.stop();
+  });
+
+  announcingStoreContract(() => ({
+    store: new RedisJobStore(broker.client, { ttlS: 120, broker }),
+    frames: async (jobId) => (await broker.history(`job:${jobId}`, 0)).events.map((e) => e.frame),
+  }));
 });

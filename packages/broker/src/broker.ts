@@ -25,6 +25,20 @@ export interface PublishRequest {
   readonly coalesce?: string;
 }
 
+/** See RedisBroker.publishTarget: the keys and settings of a channel's publish step. */
+export interface PublishTarget {
+  readonly meta: string;
+  readonly hist: string;
+  readonly pubsub: string;
+  /** The event frame up to its seq (`eventPrefix`). */
+  readonly prefix: string;
+  readonly historySize: number;
+  readonly ttlS: number;
+  readonly sharded: boolean;
+  /** Makes the epoch a channel without history starts with. */
+  readonly newEpoch: () => string;
+}
+
 export interface ChannelPosition {
   /** The channel's latest seq; 0 before its first event. */
   readonly seq: number;
@@ -68,6 +82,12 @@ export interface Broker {
   subscribe(channel: string): Promise<void>;
   unsubscribe(channel: string): void;
   position(channel: string): Promise<ChannelPosition>;
+  /**
+   * How far this node's listener has been handed the events of a subscribed channel: events
+   * at or below `seq` are never handed over live any more, every later one will be. Undefined
+   * while not known. A joining subscriber whose history read ran ahead of it waits for it.
+   */
+  delivered?(channel: string): ChannelPosition | undefined;
   history(channel: string, since: number): Promise<HistoryPage>;
   health(): BrokerHealth;
   /** Resolves once the backing store is reachable; rejects after `timeoutMs`. */

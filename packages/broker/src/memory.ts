@@ -99,6 +99,17 @@ export class MemoryBroker implements Broker {
     return { seq: state.seq, epoch: state.epoch };
   }
 
+  /** Events are handed to the listener as they are published: delivered is where the channel stands. */
+  delivered(channel: string): ChannelPosition | undefined {
+    return this.#interest.has(channel) ? this.positionSync(channel) : undefined;
+  }
+
+  /** The position, synchronously: a job store in the same process stamps its status with it. */
+  positionSync(channel: string): ChannelPosition {
+    const state = this.#state(channel, Date.now());
+    return { seq: state.seq, epoch: state.epoch };
+  }
+
   async history(channel: string, since: number): Promise<HistoryPage> {
     const state = this.#state(channel, Date.now());
     const { seq, epoch } = state;

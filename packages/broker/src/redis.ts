@@ -11,6 +11,7 @@ import {
   type ChannelPosition,
   type HistoryPage,
   type PublishRequest,
+  type PublishTarget,
   type ResetListener,
 } from './broker.js';
 import { BrokerUnavailableError } from './errors.js';
@@ -269,6 +270,18 @@ export class RedisBroker implements Broker {
     return [`${tag}:m`, `${tag}:h`, tag];
   }
 
+  /**
+   * Where and how an event of `channel` is published, for a script of another package that
+   * embeds PUBLISH_FUNCTION_LUA to publish in the same atomic step as its own writes (a job's
+   * status transition). Its keys share the channel's hash tag, so on a Redis Cluster a key
+   * hashing like the channel name (the job hash `job:<id>` for channel `job:<id>`) lives in
+   * the same slot.
+   */
+  publishTarget(channel: string): PublishTarget {
+    const [meta, hist, pubsub] = this.#keys(channel);
+    return { meta, hist, pubsub, prefix: eventPrefix(channel), historySize: this.#historySize, ttlS: this.#ttlS, sharded: this.#sharded, newEpoch };
+  }
+
   async publish({ channel, event, dataJson, coalesce }: PublishRequest): Promise<BrokerEvent> {
     const now = Date.now();
     const [meta, hist, pubsub] = this.#keys(channel);
@@ -352,6 +365,11 @@ export class RedisBroker implements Broker {
 
   async history(channel: string, since: number): Promise<HistoryPage> {
     return this.#history(channel, since);
+  }
+
+  delivered(channel: string): ChannelPosition | undefined {
+    const st = this.#channels.get(channel);
+    return st === undefined || st.epoch === undefined ? undefined : { seq: st.last, epoch: st.epoch };
   }
 
   async #history(channel: string, since: number): Promise<HistoryPage> {

@@ -8,29 +8,43 @@
  * seqs ending at s.
  */
 
+/**
+ * The publish step as a Lua function, so that a script of another package can publish an event
+ * in the same atomic step as its own writes (a job's status transition and the event that
+ * announces it: @switchyard/jobs). Arguments: meta key, history key, frame prefix, frame
+ * suffix, new epoch, history size, ttl s, pubsub channel, now ms, sharded '0'/'1'. Returns
+ * seq, epoch.
+ */
+export const PUBLISH_FUNCTION_LUA = `
+local function sy_publish(meta, hist, prefix, suffix, new_epoch, size, ttl, pubsub, now, sharded)
+  local epoch = redis.call('HGET', meta, 'e')
+  if not epoch then
+    epoch = new_epoch
+    redis.call('DEL', hist)
+    redis.call('HSET', meta, 'e', epoch, 's', 0)
+  end
+  local seq = redis.call('HINCRBY', meta, 's', 1)
+  local frame = prefix .. seq .. suffix
+  local n = tonumber(size)
+  if n > 0 then
+    redis.call('RPUSH', hist, frame)
+    redis.call('LTRIM', hist, -n, -1)
+    redis.call('EXPIRE', hist, ttl)
+  end
+  redis.call('EXPIRE', meta, ttl)
+  local msg = seq .. ':' .. now .. ':' .. epoch .. ':' .. frame
+  if sharded == '1' then
+    redis.call('SPUBLISH', pubsub, msg)
+  else
+    redis.call('PUBLISH', pubsub, msg)
+  end
+  return seq, epoch
+end
+`;
+
 /** KEYS: meta, history. ARGV: frame prefix, frame suffix, new epoch, history size, ttl s, pubsub channel, now ms, sharded 0/1. */
-export const PUBLISH_LUA = `
-local epoch = redis.call('HGET', KEYS[1], 'e')
-if not epoch then
-  epoch = ARGV[3]
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'e', epoch, 's', 0)
-end
-local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
-local frame = ARGV[1] .. seq .. ARGV[2]
-local size = tonumber(ARGV[4])
-if size > 0 then
-  redis.call('RPUSH', KEYS[2], frame)
-  redis.call('LTRIM', KEYS[2], -size, -1)
-  redis.call('EXPIRE', KEYS[2], ARGV[5])
-end
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-local msg = seq .. ':' .. ARGV[7] .. ':' .. epoch .. ':' .. frame
-if ARGV[8] == '1' then
-  redis.call('SPUBLISH', ARGV[6], msg)
-else
-  redis.call('PUBLISH', ARGV[6], msg)
-end
+export const PUBLISH_LUA = `${PUBLISH_FUNCTION_LUA}
+local seq, epoch = sy_publish(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
 return {seq, epoch}
 `;
 

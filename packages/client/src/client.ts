@@ -26,6 +26,7 @@ import {
   type EventFrame,
   type Json,
   type ServerFrame,
+  type SnapshotFrame,
   type SubscriptionResultFrame,
 } from './frames.js';
 import { resolveOptions, type ClientOptions, type ResolvedOptions, type TokenProvider, type UrlProvider } from './options.js';
@@ -88,6 +89,18 @@ export interface SubscriptionInfo {
   recovered: boolean | undefined;
 }
 
+/**
+ * A channel's state as of `seq`, sent by the server right after a subscription to a
+ * `job:<id>` channel is confirmed (`data`: the job's status, as `GET /jobs/:id` gives it).
+ * The channel's events that follow have seq > `seq`.
+ */
+export interface ChannelSnapshot {
+  channel: string;
+  seq: number;
+  epoch: string | undefined;
+  data: unknown;
+}
+
 export interface PublishResult {
   /** The event's seq; null when the server's broker was unreachable and it went to local subscribers only. */
   seq: number | null;
@@ -115,6 +128,8 @@ export interface ClientEvents {
   state: ConnectionState;
   /** Every channel event, once, in seq order per channel. */
   event: ChannelEvent;
+  /** A channel's current state (job channels), before the events that follow it. */
+  snapshot: ChannelSnapshot;
   /** Events were lost, or a channel's history was reset: reload that channel's state. */
   gap: StreamGap;
   direct: DirectMessage;
@@ -250,6 +265,13 @@ export class SwitchyardClient {
   onChannel(channel: string, listener: (event: ChannelEvent) => void): () => void {
     return this.on('event', (e) => {
       if (e.channel === channel) listener(e);
+    });
+  }
+
+  /** Listens to the snapshots of one channel only (job channels); returns the function that stops it. */
+  onSnapshot(channel: string, listener: (snapshot: ChannelSnapshot) => void): () => void {
+    return this.on('snapshot', (s) => {
+      if (s.channel === channel) listener(s);
     });
   }
 
@@ -585,6 +607,9 @@ export class SwitchyardClient {
         return;
       case 'subscription_result':
         this.#onUnsolicitedResult(frame);
+        return;
+      case 'snapshot':
+        this.#onSnapshot(frame);
         return;
       case 'direct':
         this.#emitter.emit('direct', { from: frame.from, userId: frame.user_id, data: frame.data });
@@ -939,6 +964,18 @@ export class SwitchyardClient {
     });
     this.#o.logger.debug?.('asking for a replay', { channel: entry.name, since });
     this.#write(attempt, { type: 'subscribe', channel: entry.name, since, ref });
+  }
+
+  #onSnapshot(frame: SnapshotFrame): void {
+    const entry = this.#channels.get(frame.channel);
+    if (entry === undefined || typeof frame.seq !== 'number') return;
+    const out = entry.stream.onSnapshot(frame.seq, frame.epoch);
+    this.#emitter.emit('snapshot', { channel: frame.channel, seq: frame.seq, epoch: frame.epoch, data: frame.data });
+    for (const e of out.deliver) {
+      if (this.#channels.get(frame.channel) !== entry) return; // a listener unsubscribed
+      this.#emitter.emit('event', e);
+    }
+    if (out.needFill) this.#fillAfterGrace(entry);
   }
 
   #onEvent(frame: EventFrame): void {

@@ -52,6 +52,18 @@ export interface SubscriptionResultFrame {
   error?: string;
   ref?: Ref;
 }
+/**
+ * Extension: right after `subscription_result` on a `job:<id>` channel, the job's current
+ * status (`data`, as `GET /jobs/:id` gives it). It reflects every event up to `seq`; the
+ * events that follow have seq > `seq` (and > the subscribe's `since`).
+ */
+export interface SnapshotFrame {
+  type: 'snapshot';
+  channel: string;
+  seq: number;
+  epoch?: string;
+  data: Json;
+}
 export interface UnsubscribedFrame {
   type: 'unsubscribed';
   channel: string;
@@ -105,6 +117,7 @@ export type ServerFrame =
   | AuthErrorFrame
   | AuthExpiredFrame
   | SubscriptionResultFrame
+  | SnapshotFrame
   | UnsubscribedFrame
   | EventFrame
   | DirectFrame
@@ -118,6 +131,7 @@ const SERVER_TYPES = new Set<string>([
   'auth_error',
   'auth_expired',
   'subscription_result',
+  'snapshot',
   'unsubscribed',
   'event',
   'direct',

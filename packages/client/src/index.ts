@@ -5,6 +5,7 @@
  */
 export { SwitchyardClient } from './client.js';
 export type {
+  ChannelSnapshot,
   ClientEvents,
   ConnectionState,
   ConnectionStatus,
@@ -52,11 +53,12 @@ export type {
   ReconnectFrame,
   Ref,
   ServerFrame,
+  SnapshotFrame,
   SubscriptionResultFrame,
   UnsubscribedFrame,
 } from './frames.js';
 export { acquireChannel } from './lease.js';
 export type { ChannelLease } from './lease.js';
-export { TERMINAL_JOB_STATUSES, followJob, initialJobState, isTerminal, normaliseProgress, reduceJob } from './jobs.js';
-export type { JobFailure, JobFollower, JobRetry, JobState, JobStatus } from './jobs.js';
+export { TERMINAL_JOB_STATUSES, applyJobSnapshot, followJob, initialJobState, isTerminal, normaliseProgress, reduceJob } from './jobs.js';
+export type { JobFailure, JobFollower, JobRetry, JobStall, JobState, JobStatus } from './jobs.js';
 export type { WebSocketCloseEvent, WebSocketConstructor, WebSocketLike, WebSocketMessageEvent } from './transport.js';

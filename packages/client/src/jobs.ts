@@ -1,16 +1,19 @@
 /**
  * Jobs as the client sees them: the events on channel `job:<id>` (job.queued, job.started,
- * job.progress, job.retrying, job.completed, job.failed, job.cancelled) folded into one
- * state. `reduceJob` is pure; `followJob` subscribes with `since: 0`, so a job followed late
- * (even one already finished) is replayed from its retained history.
+ * job.progress, job.retrying, job.stalled, job.completed, job.failed, job.cancelled) folded
+ * into one state. `reduceJob` is pure, and so is `applyJobSnapshot`, which takes the
+ * server's `snapshot` of the job's status. `followJob` subscribes with `since: 0`: the server
+ * answers with the snapshot and then the events after it, so a job followed late — even days
+ * after it finished, long after its events left the history — shows its true state.
  */
-import type { SwitchyardClient } from './client.js';
+import type { ChannelSnapshot, SwitchyardClient } from './client.js';
 import { ClientClosedError, type SwitchyardError } from './errors.js';
 import { jobChannel } from './frames.js';
 import { acquireChannel, type ChannelLease } from './lease.js';
 import type { ChannelEvent } from './stream.js';
 
-export type JobStatus = 'unknown' | 'queued' | 'running' | 'retrying' | 'completed' | 'failed' | 'cancelled';
+/** `stalled`: the job's runner stopped renewing its lease; the job is being run again elsewhere, or failed. */
+export type JobStatus = 'unknown' | 'queued' | 'running' | 'retrying' | 'stalled' | 'completed' | 'failed' | 'cancelled';
 
 export const TERMINAL_JOB_STATUSES: readonly JobStatus[] = ['completed', 'failed', 'cancelled'];
 
@@ -22,9 +25,17 @@ export interface JobRetry {
 
 export interface JobFailure {
   error: string;
-  /** `transient`, `permanent` or `unknown`. */
+  /** `transient`, `permanent`, `unknown`, or `stalled` (its runner died and its retries ran out). */
   class: string | undefined;
   attempts: number | undefined;
+}
+
+/** The last `job.stalled`: the run whose runner stopped renewing its lease. */
+export interface JobStall {
+  attempt: number | undefined;
+  error: string | undefined;
+  /** The job is run again (else `job.failed` follows); undefined when known only from a snapshot. */
+  willRetry: boolean | undefined;
 }
 
 export interface JobState {
@@ -36,6 +47,8 @@ export interface JobState {
   message: string | undefined;
   /** The last `job.retrying`, if any. */
   retry: JobRetry | undefined;
+  /** The last `job.stalled`, if any. */
+  stall: JobStall | undefined;
   /** `job.completed`'s result. */
   result: unknown;
   /** `job.failed`'s error. */
@@ -49,7 +62,20 @@ export interface JobState {
 }
 
 export function initialJobState(jobId: string): JobState {
-  return { jobId, status: 'unknown', progress: 0, stage: undefined, message: undefined, retry: undefined, result: undefined, failure: undefined, events: 0, lastSeq: null, updatedAt: undefined };
+  return {
+    jobId,
+    status: 'unknown',
+    progress: 0,
+    stage: undefined,
+    message: undefined,
+    retry: undefined,
+    stall: undefined,
+    result: undefined,
+    failure: undefined,
+    events: 0,
+    lastSeq: null,
+    updatedAt: undefined,
+  };
 }
 
 export function isTerminal(status: JobStatus): boolean {
@@ -103,6 +129,10 @@ export function reduceJob(state: JobState, event: Pick<ChannelEvent, 'event' | '
         error: str(data['error']),
       };
       break;
+    case 'job.stalled':
+      if (!terminal) next.status = 'stalled';
+      next.stall = { attempt: num(data['attempt']), error: str(data['error']), willRetry: data['will_retry'] === true };
+      break;
     case 'job.completed':
       next.status = 'completed';
       next.progress = 1;
@@ -119,6 +149,35 @@ export function reduceJob(state: JobState, event: Pick<ChannelEvent, 'event' | '
       return { ...state, events: next.events, lastSeq: next.lastSeq, updatedAt: next.updatedAt };
   }
   return next;
+}
+
+const SNAPSHOT_STATUSES = new Set<string>(['queued', 'running', 'retrying', 'stalled', 'completed', 'failed', 'cancelled']);
+
+/**
+ * Takes the server's `snapshot` of a job (its status record, as of the event with seq
+ * `snapshot.seq`) as the job's state. A snapshot older than what the state already reflects
+ * is ignored.
+ */
+export function applyJobSnapshot(state: JobState, snapshot: Pick<ChannelSnapshot, 'seq' | 'data'>): JobState {
+  if (state.lastSeq !== null && snapshot.seq < state.lastSeq) return state;
+  const d = obj(snapshot.data);
+  const raw = str(d['state']);
+  const status: JobStatus = raw !== undefined && SNAPSHOT_STATUSES.has(raw) ? (raw as JobStatus) : state.status;
+  const attempts = num(d['attempts']);
+  const error = str(d['error']);
+  return {
+    ...state,
+    status,
+    progress: status === 'completed' ? 1 : (normaliseProgress(d['progress']) ?? state.progress),
+    stage: str(d['stage']) ?? state.stage,
+    message: str(d['message']) ?? state.message,
+    retry: status === 'retrying' && attempts !== undefined ? { attempt: attempts, delayMs: undefined, error } : state.retry,
+    stall: status === 'stalled' ? { attempt: attempts, error, willRetry: undefined } : state.stall,
+    result: status === 'completed' ? d['result'] : state.result,
+    failure: status === 'failed' ? { error: error ?? 'failed', class: str(d['class']), attempts } : state.failure,
+    lastSeq: snapshot.seq,
+    updatedAt: str(d['updated_at']) ?? state.updatedAt,
+  };
 }
 
 export interface JobFollower {
@@ -167,13 +226,14 @@ function startTracker(client: SwitchyardClient, jobId: string, onEmpty: () => vo
     if (outcome instanceof Error) s.reject(outcome);
     else s.resolve(outcome);
   };
-  const offEvent = client.onChannel(channel, (e) => {
-    const next = reduceJob(tracker.state, e);
+  const update = (next: JobState) => {
     if (next === tracker.state) return;
     tracker.state = next;
     for (const l of [...tracker.listeners]) l(next);
     if (isTerminal(next.status)) finish(next);
-  });
+  };
+  const offEvent = client.onChannel(channel, (e) => update(reduceJob(tracker.state, e)));
+  const offSnapshot = client.onSnapshot(channel, (snap) => update(applyJobSnapshot(tracker.state, snap)));
   const offState = client.on('state', (s) => {
     if (s.status === 'failed') finish(s.error);
     else if (s.status === 'closed') finish(new ClientClosedError(`following job ${jobId}`));
@@ -186,6 +246,7 @@ function startTracker(client: SwitchyardClient, jobId: string, onEmpty: () => vo
   });
   tracker.close = () => {
     offEvent();
+    offSnapshot();
     offState();
     lease.release();
     finish(new ClientClosedError(`following job ${jobId} (stopped)`));

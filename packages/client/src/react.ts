@@ -6,7 +6,7 @@
  * Create the client once (outside components, or in a ref/context) and pass it in.
  */
 import { useEffect, useState, useSyncExternalStore } from 'react';
-import type { ConnectionState, SwitchyardClient } from './client.js';
+import type { ChannelSnapshot, ConnectionState, SwitchyardClient } from './client.js';
 import type { SwitchyardError } from './errors.js';
 import { followJob, initialJobState, type JobState } from './jobs.js';
 import { acquireChannel } from './lease.js';
@@ -43,9 +43,11 @@ export interface ChannelView {
   error: SwitchyardError | undefined;
   /** The last gap or reset reported for the channel: reload its state when it changes. */
   gap: StreamGap | undefined;
+  /** The channel's last snapshot (job channels): its state as of `snapshot.seq`, before `events`. */
+  snapshot: ChannelSnapshot | undefined;
 }
 
-const IDLE: ChannelView = { events: [], last: undefined, status: 'idle', error: undefined, gap: undefined };
+const IDLE: ChannelView = { events: [], last: undefined, status: 'idle', error: undefined, gap: undefined, snapshot: undefined };
 
 /**
  * Subscribes to `channel` while the component is mounted (pass null to hold none). Several
@@ -70,6 +72,7 @@ export function useChannel(client: SwitchyardClient, channel: string | null | un
     const offGap = client.on('gap', (g) => {
       if (g.channel === channel) setView((v) => ({ ...v, gap: g }));
     });
+    const offSnapshot = client.onSnapshot(channel, (snapshot) => setView((v) => ({ ...v, snapshot })));
     const lease = acquireChannel(client, channel, since === undefined ? {} : { since });
     lease.ready.then(
       () => live && setView((v) => ({ ...v, status: 'subscribed', error: undefined })),
@@ -79,6 +82,7 @@ export function useChannel(client: SwitchyardClient, channel: string | null | un
       live = false;
       offEvent();
       offGap();
+      offSnapshot();
       lease.release();
     };
   }, [client, channel, since, limit]);
@@ -87,7 +91,8 @@ export function useChannel(client: SwitchyardClient, channel: string | null | un
 
 /**
  * Follows a job (`job:<id>` events folded into a `JobState`: status, progress, stage,
- * retries, result or failure), replaying its history first. Pass null to follow none.
+ * retries, stalls, result or failure), starting from the server's snapshot of its status.
+ * Pass null to follow none.
  */
 export function useJob(client: SwitchyardClient, jobId: string | null | undefined): JobState {
   const [state, setState] = useState<JobState>(() => initialJobState(jobId ?? ''));

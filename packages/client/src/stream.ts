@@ -99,6 +99,11 @@ export class ChannelStream {
   #credits: { below: number; n: number }[] = [];
   /** The buffer overflowed and was dropped: only a replay can bring those events now. */
   #overflowed = false;
+  /**
+   * The position was taken from the latest seq of a first subscribe without `since`; a
+   * snapshot that follows moves it back to the snapshot's seq (the server sends what came after).
+   */
+  #fromLatest = false;
 
   constructor(channel: string, options: { since?: number | undefined; maxBuffered?: number } = {}) {
     this.channel = channel;
@@ -139,6 +144,7 @@ export class ChannelStream {
   onSubscribed(result: SubscriptionResultInfo, since: number | undefined): ResultOutcome {
     const lastSeq = this.#last ?? null;
     const epochChanged = this.#epoch !== undefined && result.epoch !== undefined && result.epoch !== this.#epoch;
+    this.#fromLatest = false;
     this.#credits = [];
     this.#overflowed = false;
     if (result.epoch !== undefined) this.#epoch = result.epoch;
@@ -157,7 +163,10 @@ export class ChannelStream {
     }
     if (this.#last === undefined) {
       // First subscription: start after `since` when one was asked for, else after the latest.
-      if (this.#rebase === 'none') this.#last = since ?? result.seq;
+      if (this.#rebase === 'none') {
+        this.#last = since ?? result.seq;
+        this.#fromLatest = since === undefined;
+      }
       return { needFill: false };
     }
     // A resume the server started by itself replays from where *it* thinks this client
@@ -166,8 +175,35 @@ export class ChannelStream {
     return { needFill: since === undefined && result.seq > this.#last };
   }
 
+  /**
+   * A `snapshot` frame: the channel's state as of `seq`. The server follows it with the events
+   * after `seq` — and after the subscribe's `since`, or where a resumed session stood, when
+   * those are further — so the position becomes `seq`, or stays where it was if further on.
+   * Returns held-back events that now follow in order.
+   */
+  onSnapshot(seq: number, epoch: string | undefined): PushOutcome {
+    if (epoch !== undefined && this.#epoch !== undefined && epoch !== this.#epoch) {
+      // A snapshot from another epoch than the subscription's: seqs restarted in between.
+      this.#buffer.clear();
+      this.#last = seq;
+    } else if (this.#fromLatest || this.#last === undefined) this.#last = seq;
+    else this.#last = Math.max(this.#last, seq);
+    if (epoch !== undefined) this.#epoch = epoch;
+    this.#fromLatest = false;
+    if (this.#rebase === 'any') this.#rebase = 'forward';
+    const deliver: ChannelEvent[] = [];
+    for (let next = this.#buffer.get(this.#last + 1); next !== undefined; next = this.#buffer.get(this.#last + 1)) {
+      this.#buffer.delete(this.#last + 1);
+      this.#last += 1;
+      if (next !== null) deliver.push(next);
+    }
+    for (const key of this.#buffer.keys()) if (key <= this.#last) this.#buffer.delete(key);
+    return { deliver, needFill: deliver.length === 0 && this.#buffer.size > 0 };
+  }
+
   /** One `event` frame of this channel. */
   push(event: ChannelEvent): PushOutcome {
+    this.#fromLatest = false;
     if (event.seq === null) return { deliver: [event], needFill: false };
     const seq = event.seq;
     if (this.#rebase !== 'none') {

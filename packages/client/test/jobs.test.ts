@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { initialJobState, isTerminal, normaliseProgress, reduceJob, type JobState } from '../src/jobs.js';
+import { applyJobSnapshot, initialJobState, isTerminal, normaliseProgress, reduceJob, type JobState } from '../src/jobs.js';
 
 const fold = (events: [string, unknown][]): JobState =>
   events.reduce((s, [event, data], i) => reduceJob(s, { event, data, seq: i + 1, timestamp: `t${i + 1}` }), initialJobState('job-1'));
@@ -47,6 +47,37 @@ describe('reduceJob', () => {
       ['job.failed', 'boom'],
     ]);
     expect(s).toMatchObject({ status: 'failed', progress: 0, stage: undefined, retry: { attempt: 1 }, failure: { error: 'failed' } });
+  });
+
+  it('shows a stalled job until it runs again, or fails with class stalled', () => {
+    const retried = fold([
+      ['job.started', {}],
+      ['job.progress', { progress: 0.5 }],
+      ['job.stalled', { attempt: 1, runner: 'gpu-1', error: 'runner gpu-1 stopped renewing', will_retry: true }],
+    ]);
+    expect(retried).toMatchObject({ status: 'stalled', progress: 0.5, stall: { attempt: 1, willRetry: true, error: 'runner gpu-1 stopped renewing' } });
+    expect(isTerminal(retried.status)).toBe(false);
+    expect(reduceJob(retried, { event: 'job.started', data: { attempt: 2 } }).status).toBe('running');
+    const failed = reduceJob(reduceJob(retried, { event: 'job.stalled', data: { attempt: 2, will_retry: false } }), { event: 'job.failed', data: { error: 'stalled', class: 'stalled', attempts: 2 } });
+    expect(failed).toMatchObject({ status: 'failed', failure: { class: 'stalled', attempts: 2 }, stall: { attempt: 2, willRetry: false } });
+  });
+
+  it('takes a snapshot of the job status as its state, unless it already knows more', () => {
+    const fromSnapshot = applyJobSnapshot(initialJobState('job-1'), {
+      seq: 8,
+      data: { job_id: 'job-1', state: 'completed', attempts: 1, progress: 1, stage: 'done', result: { genes: 3 }, updated_at: 'u' },
+    });
+    expect(fromSnapshot).toMatchObject({ status: 'completed', progress: 1, stage: 'done', result: { genes: 3 }, lastSeq: 8, updatedAt: 'u', events: 0 });
+    const failed = applyJobSnapshot(initialJobState('job-2'), { seq: 4, data: { state: 'failed', error: 'boom', class: 'stalled', attempts: 2 } });
+    expect(failed).toMatchObject({ status: 'failed', failure: { error: 'boom', class: 'stalled', attempts: 2 } });
+    const retrying = applyJobSnapshot(initialJobState('job-3'), { seq: 4, data: { state: 'retrying', attempts: 1, error: 'exit 75', progress: 0.3 } });
+    expect(retrying).toMatchObject({ status: 'retrying', progress: 0.3, retry: { attempt: 1, error: 'exit 75' } });
+    // Then events fold on top.
+    expect(reduceJob(retrying, { event: 'job.started', data: {}, seq: 5 })).toMatchObject({ status: 'running', lastSeq: 5 });
+    // An older snapshot than what the state reflects changes nothing; odd data changes little.
+    const ahead = fold([['job.started', {}], ['job.progress', { progress: 0.9 }]]);
+    expect(applyJobSnapshot(ahead, { seq: 1, data: { state: 'queued' } })).toBe(ahead);
+    expect(applyJobSnapshot(initialJobState('x'), { seq: 1, data: 'nonsense' })).toMatchObject({ status: 'unknown', lastSeq: 1 });
   });
 
   it('normalises progress to a fraction', () => {

@@ -25,6 +25,34 @@ describe('ChannelStream', () => {
     expect(s.resumeFrom).toBe(12);
   });
 
+  it('after a snapshot, takes the events that follow it: without `since`, from the snapshot back to the latest', () => {
+    const s = new ChannelStream('c');
+    s.onSubscribed({ seq: 10, epoch: 'E', recovered: undefined }, undefined);
+    // The server sends the snapshot as of seq 7, then history 8..10, then live events.
+    expect(s.onSnapshot(7, 'E')).toEqual({ deliver: [], needFill: false });
+    expect(feed(s, [8, 9, 10, 11])).toEqual({ out: [8, 9, 10, 11], fill: false });
+  });
+
+  it('after a snapshot, with `since`, continues from the further of the two', () => {
+    const behind = new ChannelStream('c', { since: 2 });
+    behind.onSubscribed({ seq: 9, epoch: 'E', recovered: true }, 2);
+    behind.onSnapshot(6, 'E');
+    expect(feed(behind, [7, 8, 9])).toEqual({ out: [7, 8, 9], fill: false });
+
+    const ahead = new ChannelStream('c', { since: 8 });
+    ahead.onSubscribed({ seq: 9, epoch: 'E', recovered: true }, 8);
+    ahead.onSnapshot(6, 'E');
+    expect(feed(ahead, [9])).toEqual({ out: [9], fill: false });
+  });
+
+  it('after a snapshot from a new epoch, starts from it', () => {
+    const s = new ChannelStream('c', { since: 40 });
+    s.onSubscribed({ seq: 41, epoch: 'E1', recovered: true }, 40);
+    s.onSnapshot(0, 'E2');
+    expect(s.epoch).toBe('E2');
+    expect(feed(s, [1, 2])).toEqual({ out: [1, 2], fill: false });
+  });
+
   it('starts after `since` when a replay was asked for', () => {
     const s = new ChannelStream('c', { since: 0 });
     s.onSubscribed({ seq: 3, epoch: 'E', recovered: true }, 0);

@@ -9,8 +9,14 @@ export type ConnState = 'pending' | 'authenticating' | 'ready' | 'closed';
 
 /** Events that arrive for a channel while a subscribe is fetching its position or history. */
 export interface JoinState {
-  readonly buffer: BrokerEvent[];
+  buffer: BrokerEvent[];
   overflowed: boolean;
+  /**
+   * Set once history has been sent up to `sent` (in `epoch`) but this node's live stream of the
+   * channel is not that far yet: the join completes when a live event reaches it (or after a
+   * short wait), so that what history sent is not sent again live.
+   */
+  waiting?: { sent: number; epoch: string; timer?: NodeJS.Timeout };
 }
 
 /** The uWS per-socket user data. uWS copies its properties onto the socket, so keep it to one reference. */

@@ -1,5 +1,5 @@
 export { EdgeNode } from './node.js';
-export type { EdgeDeps, JobAccess } from './node.js';
+export type { EdgeDeps, JobAccess, JobSnapshotView } from './node.js';
 export { createClusterParts } from './cluster.js';
 export type { ClusterParts } from './cluster.js';
 export { edgeSettings, loadEdgeConfig, defaultWorkerId } from './config.js';

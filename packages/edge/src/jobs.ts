@@ -1,5 +1,5 @@
 import { RedisBroker, type Broker } from '@switchyard/broker';
-import { JobError, JobEvents, JobService, KafkaJobQueue, RedisJobControl, RedisJobStore, createKafka, isValidJobId } from '@switchyard/jobs';
+import { JobError, JobReaper, JobService, KafkaJobQueue, RedisJobControl, RedisJobStore, createKafka, isValidJobId, jobTopics, leaseIndexKey } from '@switchyard/jobs';
 import { ErrorCode } from '@switchyard/protocol';
 import type { Logger } from 'pino';
 import type { Claims, TokenVerifier } from './auth.js';
@@ -13,10 +13,12 @@ import type { TemplatedApp } from './uws.js';
 
 /**
  * The edge's jobs when KAFKA_SERVERS is set: jobs are produced to the jobs topic, status and
- * cancels go through the node's Redis. Without Kafka there is nothing to build here: a lone
- * node gets in-process jobs from whoever starts it (`switchyard dev` / `switchyard edge`).
+ * cancels go through the node's Redis, and (JOB_REAPER) the node sweeps for stalled jobs —
+ * so stalls are settled even while no runner is alive. Without Kafka there is nothing to
+ * build here: a lone node gets in-process jobs from whoever starts it (`switchyard dev` /
+ * `switchyard edge`).
  */
-export function createEdgeJobs(config: EdgeConfig, broker: Broker, log: Logger): JobService | undefined {
+export function createEdgeJobs(config: EdgeConfig, broker: Broker, log: Logger, metrics?: Pick<EdgeMetrics, 'jobs'>): JobService | undefined {
   if (config.kafkaServers === undefined) return undefined;
   const logger = log.child({ component: 'jobs' });
   if (!(broker instanceof RedisBroker)) {
@@ -24,14 +26,28 @@ export function createEdgeJobs(config: EdgeConfig, broker: Broker, log: Logger):
     return undefined;
   }
   const kafka = createKafka({ brokers: config.kafkaServers, clientId: `switchyard-edge-${config.workerId}`, logger });
-  const queue = new KafkaJobQueue({ kafka, topic: config.kafkaJobsTopic, logger });
+  const topics = jobTopics(config);
+  const queue = new KafkaJobQueue({ kafka, topic: topics.jobs, retryTopic: topics.retry, dlqTopic: topics.dlq, logger });
   // Connect early so the first POST /jobs does not pay for it; a failure is retried on submit.
   queue.start().catch(() => undefined);
+  const store = new RedisJobStore(broker.client, { ttlS: config.jobStatusTtlS, broker, leaseIndexKey: leaseIndexKey(topics.jobs) });
+  let reaper: JobReaper | undefined;
+  if (config.jobReaper) {
+    reaper = new JobReaper({
+      store,
+      sink: queue,
+      id: config.workerId,
+      intervalMs: config.jobReapIntervalMs,
+      logger,
+      ...(metrics !== undefined && { onOutcome: (outcome) => metrics.jobs.labels(outcome).inc() }),
+    });
+    reaper.start();
+  }
   return new JobService({
-    store: new RedisJobStore(broker.client, { ttlS: config.jobStatusTtlS }),
+    store,
     queue,
     control: new RedisJobControl(broker.client, { logger }),
-    events: new JobEvents(broker, logger),
+    ...(reaper !== undefined && { reaper }),
     maxJobBytes: config.maxJobBytes,
     logger,
   });

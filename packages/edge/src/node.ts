@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import { BrokerUnavailableError, type Broker, type BrokerEvent, type ChannelPosition } from '@switchyard/broker';
+import { BrokerUnavailableError, type Broker, type BrokerEvent, type ChannelPosition, type HistoryPage } from '@switchyard/broker';
 import {
   CloseCode,
   ErrorCode,
@@ -17,7 +17,7 @@ import {
 import { pino, type Logger } from 'pino';
 import { createVerifier, mintToken, type Claims, type TokenVerifier } from './auth.js';
 import type { EdgeConfig } from './config.js';
-import { Connection, type SocketData } from './connection.js';
+import { Connection, type JoinState, type SocketData } from './connection.js';
 import { AuthError } from './errors.js';
 import { HttpError, bearer, parseJsonBody, route, writeReply, type HttpReply, type RequestInfo } from './http.js';
 import { EdgeMetrics } from './metrics.js';
@@ -35,6 +35,8 @@ const MAX_PAYLOAD_CEILING = 16 * 1024 * 1024;
 const MAX_QUEUED_DURING_AUTH = 32;
 /** Live events buffered per joining subscription before it gives up on exact recovery. */
 const MAX_JOIN_BUFFER = 10_000;
+/** Longest a join waits for this node's live stream to catch up with the history it sent. */
+const JOIN_CATCH_UP_MS = 1000;
 /** setTimeout's ceiling; longer token lifetimes are re-armed. */
 const MAX_TIMER_MS = 2_147_483_647;
 /** After the last client has gone, how long a draining node keeps answering /ready with 503. */
@@ -58,10 +60,22 @@ export interface JobAccess {
   submit?(body: Record<string, unknown>, owner: string): Promise<{ jobId: string }>;
   /** `GET /jobs/:id`. */
   status?(jobId: string): Promise<{ owner?: string } | undefined>;
+  /**
+   * The job's status and the seq (in `epoch`) of the last job event it reflects, for the
+   * `snapshot` frame a `job:<id>` subscription starts with; undefined when there is none.
+   */
+  snapshot?(jobId: string): Promise<JobSnapshotView | undefined>;
   /** `/health`'s `kafka.status`. */
   health?(): { status: string };
   /** Called once when the node stops, before its broker closes. */
   close?(): Promise<void>;
+}
+
+/** A job's status as of the job event with seq `seq` (in `epoch`); see JobAccess.snapshot. */
+export interface JobSnapshotView {
+  seq: number;
+  epoch: string;
+  data: Json;
 }
 
 export interface EdgeDeps {
@@ -121,8 +135,8 @@ export class EdgeNode {
     this.broker = deps.broker ?? parts!.broker;
     this.sessions = deps.sessions ?? parts!.sessions;
     this.registry = deps.registry ?? parts!.registry;
-    this.#jobs = deps.jobs ?? createEdgeJobs(config, this.broker, this.log);
     this.metrics = new EdgeMetrics(config.workerId);
+    this.#jobs = deps.jobs ?? createEdgeJobs(config, this.broker, this.log, this.metrics);
     this.#verifier = createVerifier(config);
   }
 
@@ -580,7 +594,7 @@ export class EdgeNode {
       case 'auth':
         return this.#onAuthFrame(conn, frame.token, frame.session_id, frame.ref);
       case 'subscribe':
-        return this.#subscribe(conn, frame.channel, frame.since, frame.ref);
+        return this.#subscribe(conn, frame.channel, frame.since, frame.ref, undefined, frame.snapshot !== false);
       case 'unsubscribe':
         return this.#unsubscribe(conn, frame.channel, frame.ref);
       case 'publish':
@@ -603,7 +617,7 @@ export class EdgeNode {
     return false;
   }
 
-  async #subscribe(conn: Connection, channel: string, since: number | undefined, ref: Ref | undefined, epoch?: string): Promise<void> {
+  async #subscribe(conn: Connection, channel: string, since: number | undefined, ref: Ref | undefined, epoch?: string, withSnapshot = true): Promise<void> {
     const claims = conn.claims!;
     const result = (extra: { success: boolean; error?: string; seq?: number }) => {
       conn.send(encodeFrame({ type: 'subscription_result', channel, ...extra, ...(ref !== undefined && { ref }) }));
@@ -635,7 +649,7 @@ export class EdgeNode {
       // A repeated subscribe with `since` asks for a replay: rejoin from that point.
       this.#leave(conn, channel);
     }
-    await this.#join(conn, channel, since, ref, epoch);
+    await this.#join(conn, channel, since, ref, epoch, withSnapshot);
   }
 
   /**
@@ -643,10 +657,12 @@ export class EdgeNode {
    * events that arrive while the position or history is fetched are buffered on the
    * connection, then history, then the buffer (deduplicated by seq) are sent, and only then
    * is the socket added to the uWS topic — all in one synchronous step, so no live event can
-   * slip between them.
+   * slip between them. A `job:<id>` channel (unless asked `snapshot: false`) starts with a
+   * `snapshot` of the job's status, read after the broker subscription is in place; the
+   * history read then starts at the seq the snapshot reflects, or at `since` when given.
    */
-  async #join(conn: Connection, channel: string, since: number | undefined, ref: Ref | undefined, epoch: string | undefined): Promise<void> {
-    const join = { buffer: [] as BrokerEvent[], overflowed: false };
+  async #join(conn: Connection, channel: string, since: number | undefined, ref: Ref | undefined, epoch: string | undefined, withSnapshot = true): Promise<void> {
+    const join: JoinState = { buffer: [], overflowed: false };
     conn.joining.set(channel, join);
     let joiners = this.#joiners.get(channel);
     if (joiners === undefined) {
@@ -655,25 +671,41 @@ export class EdgeNode {
     }
     joiners.add(conn);
     let interest = false;
+    let waiting = false;
     try {
       await this.broker.subscribe(channel);
       interest = true;
-      const page = since === undefined ? undefined : await this.broker.history(channel, since);
+      // A job channel starts with a snapshot of the job's status (read after the subscribe,
+      // so every later event is in the history read below or in the join buffer).
+      const snapshot = withSnapshot ? await this.#jobSnapshot(channel) : undefined;
+      let page: HistoryPage | undefined;
+      let tail: { page: HistoryPage; seq: number; from: number } | undefined;
+      if (snapshot === undefined) page = since === undefined ? undefined : await this.broker.history(channel, since);
+      else if (since === undefined) page = (tail = await this.#tailOf(channel, snapshot, undefined, epoch)).page;
+      else {
+        // With `since` the contract's replay holds (PROTOCOL.md §3: every event after `since`,
+        // `recovered:false` where history lost some); the snapshot comes first as extra context.
+        const at = await this.#tailOf(channel, snapshot, undefined, undefined);
+        page = await this.broker.history(channel, since);
+        tail = { page, seq: at.seq, from: since };
+      }
       const position = page ?? (await this.broker.position(channel));
       if (!conn.open || conn.joining.get(channel) !== join) {
         this.broker.unsubscribe(channel);
         return;
       }
-      // A session from another epoch (history reset) cannot be replayed exactly.
-      const epochMatches = epoch === undefined || epoch === position.epoch;
-      const recovered = page === undefined ? undefined : page.recovered && epochMatches && !join.overflowed;
+      // A session from another epoch (history reset) cannot be replayed exactly; after a
+      // snapshot, only the events after it need to be (the snapshot stands for the rest).
+      const epochMatches = epoch === undefined || epoch === position.epoch || (tail !== undefined && since === undefined);
+      const recovered = page === undefined || (tail !== undefined && since === undefined) ? undefined : page.recovered && epochMatches && !join.overflowed;
       const frame: ServerFrame = { type: 'subscription_result', channel, success: true, seq: position.seq, epoch: position.epoch };
       if (recovered !== undefined) frame.recovered = recovered;
       if (ref !== undefined) frame.ref = ref;
       const ws = conn.ws!;
-      let last = since ?? position.seq;
+      let last = tail?.from ?? since ?? position.seq;
       ws.cork(() => {
         ws.send(encodeFrame(frame), false, false);
+        if (tail !== undefined) ws.send(encodeFrame({ type: 'snapshot', channel, seq: tail.seq, epoch: position.epoch, data: snapshot!.data }), false, false);
         if (page !== undefined) {
           for (const e of page.events) {
             if (e.seq > last) {
@@ -688,17 +720,21 @@ export class EdgeNode {
             last = e.seq;
           }
         }
-        ws.subscribe(channel);
       });
-      conn.subscriptions.add(channel);
-      this.#addMember(this.#members, channel, conn);
-      const seen = this.#channelSeq.get(channel);
-      if (seen === undefined || seen.seq < last || seen.epoch !== position.epoch) this.#channelSeq.set(channel, { seq: last, epoch: position.epoch });
-      if (conn.session !== undefined) {
-        conn.session.subscriptions[channel] = { seq: last, epoch: position.epoch };
-        this.#saveSession(conn.session);
-      }
+      join.buffer = [];
       this.metrics.count('subscription_result', 'out');
+      // The history read may have been answered before this node's live stream brought the
+      // same events (two Redis connections): then wait for the live stream to pass what was
+      // sent before taking live events, or they would come twice.
+      const live = this.broker.delivered?.(channel);
+      if (live !== undefined && live.epoch === position.epoch && live.seq < last) {
+        waiting = true;
+        this.log.debug({ channel, sent: last, live: live.seq }, 'join waits for the live stream to catch up with the history it sent');
+        join.waiting = { sent: last, epoch: position.epoch, timer: setTimeout(() => this.#completeJoin(conn, channel, join), JOIN_CATCH_UP_MS) };
+        return;
+      }
+      join.waiting = { sent: last, epoch: position.epoch };
+      this.#completeJoin(conn, channel, join);
     } catch (err) {
       if (interest) this.broker.unsubscribe(channel);
       this.log.warn({ err, channel }, 'subscribe failed');
@@ -708,10 +744,98 @@ export class EdgeNode {
         );
       }
     } finally {
-      if (conn.joining.get(channel) === join) conn.joining.delete(channel);
-      joiners.delete(conn);
-      if (joiners.size === 0 && this.#joiners.get(channel) === joiners) this.#joiners.delete(channel);
+      if (!waiting) {
+        if (conn.joining.get(channel) === join) conn.joining.delete(channel);
+        joiners.delete(conn);
+        if (joiners.size === 0 && this.#joiners.get(channel) === joiners) this.#joiners.delete(channel);
+      }
     }
+  }
+
+  /**
+   * The last step of a join: what live events came after what was sent, then the socket joins
+   * the uWS topic — in one synchronous step. Called at once, or (`join.waiting`) when this
+   * node's live stream of the channel has caught up with the history sent, or after
+   * JOIN_CATCH_UP_MS in any case.
+   */
+  #completeJoin(conn: Connection, channel: string, join: JoinState): void {
+    const at = join.waiting;
+    if (at === undefined || conn.joining.get(channel) !== join) return;
+    clearTimeout(at.timer);
+    join.waiting = undefined;
+    conn.joining.delete(channel);
+    const joiners = this.#joiners.get(channel);
+    joiners?.delete(conn);
+    if (joiners?.size === 0) this.#joiners.delete(channel);
+    if (!conn.open) {
+      this.broker.unsubscribe(channel);
+      return;
+    }
+    const ws = conn.ws!;
+    let last = at.sent;
+    ws.cork(() => {
+      for (const e of join.buffer) {
+        if (e.seq > last) {
+          ws.send(e.frame, false, false);
+          last = e.seq;
+        }
+      }
+      ws.subscribe(channel);
+    });
+    join.buffer = [];
+    conn.subscriptions.add(channel);
+    this.#addMember(this.#members, channel, conn);
+    const seen = this.#channelSeq.get(channel);
+    if (seen === undefined || seen.seq < last || seen.epoch !== at.epoch) this.#channelSeq.set(channel, { seq: last, epoch: at.epoch });
+    if (conn.session !== undefined) {
+      conn.session.subscriptions[channel] = { seq: last, epoch: at.epoch };
+      this.#saveSession(conn.session);
+    }
+  }
+
+  /** A join waiting for the live stream ends without completing (unsubscribe, close): its broker interest goes. */
+  #dropWaitingJoin(conn: Connection, channel: string, join: JoinState): void {
+    if (join.waiting === undefined) return;
+    clearTimeout(join.waiting.timer);
+    join.waiting = undefined;
+    const joiners = this.#joiners.get(channel);
+    joiners?.delete(conn);
+    if (joiners?.size === 0) this.#joiners.delete(channel);
+    this.broker.unsubscribe(channel);
+  }
+
+  /** The job status a `job:<id>` subscription starts with; undefined for other channels, or without one. */
+  async #jobSnapshot(channel: string): Promise<JobSnapshotView | undefined> {
+    if (!channel.startsWith('job:') || this.#jobs?.snapshot === undefined) return undefined;
+    try {
+      return await this.#jobs.snapshot(channel.slice(4));
+    } catch (err) {
+      // Without a snapshot the subscription still works the contract's way.
+      this.log.warn({ err, channel }, 'job snapshot unavailable');
+      return undefined;
+    }
+  }
+
+  /**
+   * The history after a snapshot: events with seq above the snapshot's, and above `since`
+   * when the client has seen more. `seq` is the snapshot's seq in the channel's current
+   * epoch — 0 when the history was reset after the last job event (every event of the new
+   * epoch came after it), in which case a `since` from the old epoch means nothing.
+   */
+  async #tailOf(channel: string, snapshot: JobSnapshotView, since: number | undefined, sinceEpoch: string | undefined): Promise<{ page: HistoryPage; seq: number; from: number }> {
+    let seq = snapshot.seq;
+    let from = since !== undefined && since > seq ? since : seq;
+    let page = await this.broker.history(channel, from);
+    const sinceValid = (p: HistoryPage) => since !== undefined && (sinceEpoch === undefined ? since <= p.seq : sinceEpoch === p.epoch);
+    if (page.epoch !== snapshot.epoch) {
+      seq = 0;
+      from = sinceValid(page) ? since! : 0;
+      page = await this.broker.history(channel, from);
+    } else if (from !== seq && !sinceValid(page)) {
+      from = seq;
+      page = await this.broker.history(channel, from);
+    }
+    return { page, seq, from };
   }
 
   /** Drops a channel from a connection, live or joining; false when it had neither. */
@@ -726,7 +850,10 @@ export class EdgeNode {
       if (!this.#members.has(channel) && !this.#joiners.has(channel)) this.#channelSeq.delete(channel);
       return true;
     }
-    // A pending join notices it was superseded and releases its own broker interest.
+    // A pending join notices it was superseded and releases its own broker interest; a join
+    // waiting for the live stream has nothing pending, so it is released here.
+    const joining = conn.joining.get(channel);
+    if (joining !== undefined) this.#dropWaitingJoin(conn, channel, joining);
     if (conn.joining.delete(channel)) {
       if (conn.session !== undefined) delete conn.session.subscriptions[channel];
       return true;
@@ -770,6 +897,7 @@ export class EdgeNode {
         if (join === undefined) continue;
         if (join.buffer.length < MAX_JOIN_BUFFER) join.buffer.push(event);
         else join.overflowed = true;
+        if (join.waiting !== undefined && event.seq >= join.waiting.sent) this.#completeJoin(conn, channel, join);
       }
     }
     this.metrics.count('event', 'out', subscribers);
@@ -941,7 +1069,12 @@ export class EdgeNode {
       this.registry.removeConnection(conn.id, conn.userId);
     }
     for (const channel of conn.subscriptions) this.broker.unsubscribe(channel);
-    for (const channel of conn.joining.keys()) this.#joiners.get(channel)?.delete(conn);
+    for (const [channel, join] of conn.joining) {
+      // A join waiting for the live stream had sent up to there: the session resumes from it.
+      if (join.waiting !== undefined && conn.session !== undefined) conn.session.subscriptions[channel] = { seq: join.waiting.sent, epoch: join.waiting.epoch };
+      this.#dropWaitingJoin(conn, channel, join);
+      this.#joiners.get(channel)?.delete(conn);
+    }
     const session = conn.session;
     if (session !== undefined && this.#bySession.get(session.id) === conn) {
       this.#bySession.delete(session.id);

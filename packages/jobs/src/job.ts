@@ -16,8 +16,11 @@ export interface JobSpec {
   [extra: string]: Json | undefined;
 }
 
-/** Where a job stands; also the `state` field of its status hash. */
-export type JobState = 'queued' | 'running' | 'retrying' | 'completed' | 'failed' | 'cancelled';
+/**
+ * Where a job stands; also the `state` field of its status hash. `stalled`: its runner
+ * stopped renewing its lease; it is being handed to another runner or failed (job.stalled).
+ */
+export type JobState = 'queued' | 'running' | 'retrying' | 'stalled' | 'completed' | 'failed' | 'cancelled';
 
 /** The terminal states; reaching one is recorded once (the completion marker). */
 export type FinalState = 'completed' | 'failed' | 'cancelled';
@@ -25,12 +28,21 @@ export type FinalState = 'completed' | 'failed' | 'cancelled';
 /** How a failure is treated (PROTOCOL.md §7): transient and unknown ones are retried. */
 export type FailureClass = 'transient' | 'permanent' | 'unknown';
 
+/**
+ * The class a failed job carries (in `job.failed`, its status, its dead letter): a pipeline
+ * failure's class, or `stalled` — its runner stopped renewing its lease and its retries ran
+ * out (the cluster's reaper failed it).
+ */
+export type JobFailureClass = FailureClass | 'stalled';
+
 /** The events published on `job:<id>`. */
 export const JobEvent = {
   Queued: 'job.queued',
   Started: 'job.started',
   Progress: 'job.progress',
   Retrying: 'job.retrying',
+  /** The runner stopped renewing its lease (it died or hung); published once per stall. */
+  Stalled: 'job.stalled',
   Completed: 'job.completed',
   Failed: 'job.failed',
   Cancelled: 'job.cancelled',

@@ -5,6 +5,12 @@ import { NOOP_LOGGER, type JobLogger } from './logger.js';
 
 let loaded: typeof KafkaJs | undefined;
 
+/** Headers of a job message on the retry topic (or any job message run again). */
+export const HEADER_ATTEMPT = 'x-attempt';
+export const HEADER_NOT_BEFORE = 'x-not-before';
+export const HEADER_ERROR = 'x-error';
+export const HEADER_CLASS = 'x-class';
+
 /** kafkajs, loaded on first use: a node that runs without Kafka never pays for loading it. */
 export function kafkajs(): typeof KafkaJs {
   loaded ??= createRequire(import.meta.url)('kafkajs') as typeof KafkaJs;

@@ -1,8 +1,9 @@
 import type { Kafka, Producer } from 'kafkajs';
 import { JobError } from './errors.js';
-import { kafkajs } from './kafka.js';
+import { HEADER_ATTEMPT, HEADER_CLASS, HEADER_ERROR, HEADER_NOT_BEFORE, kafkajs } from './kafka.js';
 import type { JobSpec } from './job.js';
 import { NOOP_LOGGER, type JobLogger } from './logger.js';
+import type { DeadLetter, StallSink } from './reaper.js';
 
 export type QueueStatus = 'ok' | 'connecting' | 'down' | 'disabled';
 
@@ -86,17 +87,24 @@ export class MemoryJobQueue implements JobQueue {
 export interface KafkaJobQueueOptions {
   kafka: Kafka;
   topic: string;
+  /** Where a reaper re-queues a stalled job. @default `<topic>.retry` */
+  retryTopic?: string;
+  /** Where a reaper dead-letters a stalled job past its retries. @default `<topic>.dlq` */
+  dlqTopic?: string;
   logger?: JobLogger;
 }
 
 /**
  * Produces submitted jobs to the jobs topic (key: the job id; acks from all in-sync replicas).
- * Connects on `start()`; a submit while disconnected tries to connect first.
+ * Connects on `start()`; a submit while disconnected tries to connect first. It is also the
+ * edge's StallSink: a stalled job goes to the retry topic (due now) or the dead letters.
  */
-export class KafkaJobQueue implements JobQueue {
+export class KafkaJobQueue implements JobQueue, StallSink {
   readonly kind = 'kafka';
   readonly #producer: Producer;
   readonly #topic: string;
+  readonly #retryTopic: string;
+  readonly #dlqTopic: string;
   readonly #log: JobLogger;
   #status: QueueStatus = 'connecting';
   #connecting: Promise<void> | undefined;
@@ -104,6 +112,8 @@ export class KafkaJobQueue implements JobQueue {
 
   constructor(options: KafkaJobQueueOptions) {
     this.#topic = options.topic;
+    this.#retryTopic = options.retryTopic ?? `${options.topic}.retry`;
+    this.#dlqTopic = options.dlqTopic ?? `${options.topic}.dlq`;
     this.#log = options.logger ?? NOOP_LOGGER;
     this.#producer = options.kafka.producer({ createPartitioner: kafkajs().Partitioners.DefaultPartitioner, allowAutoTopicCreation: true });
     this.#producer.on(this.#producer.events.CONNECT, () => {
@@ -137,6 +147,28 @@ export class KafkaJobQueue implements JobQueue {
       await this.#producer.send({ topic: this.#topic, acks: -1, messages: [{ key: job.job_id, value: JSON.stringify(job) }] });
     } catch (err) {
       throw new JobError('unavailable', `could not queue the job on Kafka topic ${this.#topic}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async requeue(job: JobSpec, attempt: number, error: string): Promise<void> {
+    await this.#send(this.#retryTopic, {
+      key: job.job_id,
+      value: JSON.stringify(job),
+      headers: { [HEADER_ATTEMPT]: String(attempt), [HEADER_NOT_BEFORE]: String(Date.now()), [HEADER_ERROR]: error.slice(0, 1000), [HEADER_CLASS]: 'stalled' },
+    });
+  }
+
+  async deadLetter(letter: DeadLetter): Promise<void> {
+    await this.#send(this.#dlqTopic, { key: letter.job_id ?? letter.job?.job_id ?? null, value: JSON.stringify(letter) });
+  }
+
+  async #send(topic: string, message: { key: string | null; value: string; headers?: Record<string, string> }): Promise<void> {
+    if (this.#closing !== undefined) throw new JobError('unavailable', 'the job queue is closed');
+    try {
+      await this.start();
+      await this.#producer.send({ topic, acks: -1, messages: [message] });
+    } catch (err) {
+      throw new JobError('unavailable', `could not produce to Kafka topic ${topic}: ${(err as Error).message}`, { cause: err });
     }
   }
 

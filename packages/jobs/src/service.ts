@@ -1,16 +1,19 @@
+import type { Json } from '@switchyard/protocol';
 import type { JobControl } from './control.js';
 import { JobError } from './errors.js';
-import type { JobEvents } from './events.js';
 import { JobEvent, newJobId, validateJob, type JobSpec } from './job.js';
 import { NOOP_LOGGER, type JobLogger } from './logger.js';
 import type { JobQueue, QueueStatus } from './queue.js';
+import type { JobReaper } from './reaper.js';
 import type { JobRecord, JobStore } from './store.js';
 
 export interface JobServiceOptions {
+  /** Built with the node's broker: the transitions it makes publish their events on `job:<id>`. */
   store: JobStore;
   queue: JobQueue;
   control: JobControl;
-  events: JobEvents;
+  /** This node's reaper (JOB_REAPER), stopped by `close()`. */
+  reaper?: JobReaper;
   /** Largest job JSON accepted (MAX_JOB_BYTES). */
   maxJobBytes: number;
   logger?: JobLogger;
@@ -19,6 +22,13 @@ export interface JobServiceOptions {
 }
 
 export type CancelResult = 'cancelled' | 'not_found' | 'forbidden' | 'finished';
+
+/** A job's status as a `snapshot` frame carries it: reflects every event up to `seq` (in `epoch`). */
+export interface JobSnapshotView {
+  seq: number;
+  epoch: string;
+  data: Json;
+}
 
 /**
  * What an edge does with jobs: submit (validate, record, announce `job.queued`, enqueue),
@@ -46,17 +56,17 @@ export class JobService {
     const job: JobSpec = checked.job;
     const bytes = Buffer.byteLength(JSON.stringify(job));
     if (bytes > this.#o.maxJobBytes) throw new JobError('too_large', `the job is ${bytes} bytes, more than MAX_JOB_BYTES (${this.#o.maxJobBytes})`);
-    if (!(await this.#o.store.create(job, owner))) throw new JobError('job_exists', `a job ${job.job_id} exists already`);
-    // Announced before it is queued, so that job.queued always comes before job.started.
-    await this.#o.events.emit(job.job_id, JobEvent.Queued, { owner, attempt: 0 });
+    // Recorded and announced in one step, before it is queued: job.queued always comes before job.started.
+    if (!(await this.#o.store.create(job, owner, { event: JobEvent.Queued, data: { owner, attempt: 0 } }))) {
+      throw new JobError('job_exists', `a job ${job.job_id} exists already`);
+    }
     try {
       await this.#o.queue.submit(job);
     } catch (err) {
       const error = `could not queue the job: ${(err as Error).message}`;
       this.#log.warn({ job_id: job.job_id, err: (err as Error).message }, 'job not queued');
-      if (await this.#o.store.finish(job.job_id, 'failed', { error, class: 'transient', attempts: 0 }).catch(() => false)) {
-        await this.#o.events.emit(job.job_id, JobEvent.Failed, { error, class: 'transient', attempts: 0 });
-      }
+      const failed = { error, class: 'transient', attempts: 0 } as const;
+      await this.#o.store.finish(job.job_id, 'failed', failed, { event: JobEvent.Failed, data: failed }).catch(() => false);
       throw err instanceof JobError ? err : new JobError('unavailable', error, { cause: err });
     }
     this.#log.info({ job_id: job.job_id, owner, queue: this.#o.queue.kind }, 'job submitted');
@@ -72,15 +82,22 @@ export class JobService {
   }
 
   /**
+   * The job's status and the seq of the last job event it reflects, for the `snapshot` frame;
+   * undefined when there is no record (or it predates seq stamping).
+   */
+  async snapshot(jobId: string): Promise<JobSnapshotView | undefined> {
+    const s = await this.#o.store.snapshot(jobId);
+    // A JobRecord is plain JSON (strings, numbers, booleans and the pipeline's JSON result).
+    return s === undefined ? undefined : { seq: s.seq, epoch: s.epoch, data: s.record as unknown as Json };
+  }
+
+  /**
    * Cancels a job for `byUser` (its owner; undefined when the caller has checked rights
    * itself). A queued or waiting job is cancelled here and now (`job.cancelled`); a running
    * one is stopped by the runner holding it, which then announces `job.cancelled`.
    */
   async cancel(jobId: string, byUser: string | undefined): Promise<CancelResult> {
-    const outcome = await this.#o.store.cancel(jobId, byUser);
-    if (outcome === 'cancelled') {
-      await this.#o.events.emit(jobId, JobEvent.Cancelled, { ...(byUser !== undefined && { by: byUser }) });
-    }
+    const outcome = await this.#o.store.cancel(jobId, byUser, { event: JobEvent.Cancelled, data: { by: byUser } });
     if (outcome === 'cancelled' || outcome === 'requested') {
       // Also for 'cancelled': a runner may be between its claim and the child's start.
       await this.#o.control.requestCancel(jobId).catch((err: unknown) => {
@@ -98,6 +115,7 @@ export class JobService {
 
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      await this.#o.reaper?.stop();
       await this.#o.onClose?.().catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, 'job service close hook failed'));
       await Promise.allSettled([this.#o.queue.close(), this.#o.control.close(), this.#o.store.close()]);
     })();

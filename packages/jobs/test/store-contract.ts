@@ -36,16 +36,91 @@ export function jobStoreContract(make: () => JobStore): void {
     }
     expect(await store.get(id)).toMatchObject({ state: 'running', attempts: 1, runner: 'r1' });
     expect(await store.renew(id, 'r1', 5000)).toEqual({ held: true, cancelRequested: false });
-    expect(await store.renew(id, 'r2', 5000)).toEqual({ held: false, cancelRequested: false });
+    expect(await store.renew(id, 'r2', 5000)).toEqual({ held: false, cancelRequested: false, lost: true });
+    expect(await store.renew(fresh('nothing'), 'r1', 5000)).toEqual({ held: false, cancelRequested: false });
   });
 
-  it('lets another runner take a job over once its lease has lapsed', async () => {
+  it('does not let a claim take over a lapsed lease: the job has stalled, and a reaper settles it first', async () => {
     const store = make();
     const id = fresh('lapse');
+    expect((await store.create(job(id), 'alice'))).toBe(true);
     expect((await claim(store, id, 'r1', 1, 150)).kind).toBe('claimed');
     await sleep(300);
-    expect(await claim(store, id, 'r2', 1)).toEqual({ kind: 'claimed', existed: true });
-    expect(await store.renew(id, 'r1', 5000)).toMatchObject({ held: false });
+    expect(await claim(store, id, 'r2', 1)).toEqual({ kind: 'expired', runner: 'r1' });
+    const stalled = await store.stall(id, 'reaper-a', { reapMs: 5000, defaultMaxRetries: 2 });
+    expect(stalled).toMatchObject({ kind: 'stalled', decision: 'retry', attempts: 1, runner: 'r1', takeover: false, job: { job_id: id } });
+    expect(await store.get(id)).toMatchObject({ state: 'stalled', class: 'stalled', stalls: 1, error: expect.stringMatching(/runner r1 stopped renewing/) });
+    // Exactly one reaper has it; the stalled runner's lease is gone for good.
+    expect(await store.stall(id, 'reaper-b', { reapMs: 5000, defaultMaxRetries: 2 })).toMatchObject({ kind: 'reaping', reaper: 'reaper-a' });
+    expect(await store.renew(id, 'r1', 5000)).toEqual({ held: false, cancelRequested: false, lost: true });
+    await store.progress(id, { progress: 0.9 }, { runner: 'r1' });
+    expect((await store.get(id))?.progress).not.toBe(0.9);
+    await store.release(id, 'r1', 'queued');
+    expect(await store.get(id)).toMatchObject({ state: 'stalled' });
+    // The delivery of run 1 is stale now; the re-queued run 2 is claimed once the reaper settled.
+    expect(await claim(store, id, 'r2', 1)).toEqual({ kind: 'stale', attempts: 1 });
+    await store.settleStall(id, 'reaper-b');
+    expect(await store.stall(id, 'reaper-b', { reapMs: 5000, defaultMaxRetries: 2 })).toMatchObject({ kind: 'reaping' });
+    await store.settleStall(id, 'reaper-a');
+    expect(await store.stall(id, 'reaper-b', { reapMs: 5000, defaultMaxRetries: 2 })).toEqual({ kind: 'idle' });
+    expect(await claim(store, id, 'r2', 2)).toEqual({ kind: 'claimed', existed: true });
+    expect(await store.get(id)).toMatchObject({ state: 'running', runner: 'r2', attempts: 2, stalls: 1 });
+  });
+
+  it('fails a stalled job past its retries (the runner\'s MAX_RETRIES, recorded at its claim); a lapsed reaper is taken over', async () => {
+    const store = make();
+    const id = fresh('stall-out');
+    await store.create(job(id), 'alice');
+    expect((await store.claim(id, { runner: 'r1', attempt: 1, leaseMs: 100, job: job(id), maxRetries: 0 })).kind).toBe('claimed');
+    expect(await store.stall(id, 'reaper-a', { reapMs: 5000, defaultMaxRetries: 5 })).toMatchObject({ kind: 'alive' });
+    await sleep(250);
+    expect(await store.stall(id, 'reaper-a', { reapMs: 100, defaultMaxRetries: 5 })).toMatchObject({ kind: 'stalled', decision: 'fail', attempts: 1, takeover: false });
+    // A run that was never queued cannot be claimed.
+    expect((await claim(store, id, 'r2', 2)).kind).toBe('stale');
+    await sleep(250);
+    expect(await store.stall(id, 'reaper-b', { reapMs: 5000, defaultMaxRetries: 5 })).toMatchObject({ kind: 'stalled', decision: 'fail', takeover: true });
+    expect(await store.finish(id, 'failed', { error: 'stalled', class: 'stalled', attempts: 1 })).toBe(true);
+    expect(await store.get(id)).toMatchObject({ state: 'failed', class: 'stalled' });
+    expect(await store.stall(id, 'reaper-b', { reapMs: 5000, defaultMaxRetries: 5 })).toEqual({ kind: 'idle' });
+  });
+
+  it('cancels, rather than stalls, a job whose runner died after a cancel was asked for', async () => {
+    const store = make();
+    const id = fresh('stall-cancel');
+    await store.create(job(id), 'alice');
+    await claim(store, id, 'r1', 1, 100);
+    expect(await store.cancel(id, 'alice')).toBe('requested');
+    await sleep(250);
+    expect(await store.stall(id, 'reaper-a', { reapMs: 5000, defaultMaxRetries: 3 })).toEqual({ kind: 'cancelled' });
+    expect(await store.get(id)).toMatchObject({ state: 'cancelled' });
+  });
+
+  it('keeps running jobs in a lease index that reapers sweep; entries move only if unchanged', async () => {
+    const store = make();
+    const id = fresh('index');
+    await claim(store, id, 'r1', 1, 100);
+    const mine = async () => (await store.dueLeases(1000)).filter((d) => d.jobId === id);
+    expect(await mine()).toEqual([]);
+    await sleep(250);
+    const [due] = await mine();
+    expect(due).toMatchObject({ jobId: id });
+    // A renewal moved it meanwhile: the stale entry is not touched.
+    await store.renew(id, 'r1', 100);
+    await store.reindex(due!, undefined);
+    await sleep(250);
+    const [again] = await mine();
+    expect(again!.score).toBeGreaterThan(due!.score);
+    await store.reindex(again!, undefined);
+    expect(await mine()).toEqual([]);
+    // A job its runner finished or released leaves the index at once.
+    const done = fresh('index-done');
+    const released = fresh('index-released');
+    await claim(store, done, 'r1', 1, 100);
+    await claim(store, released, 'r1', 1, 100);
+    await store.finish(done, 'completed', { attempts: 1 });
+    await store.release(released, 'r1', 'queued');
+    await sleep(250);
+    expect((await store.dueLeases(1000)).filter((d) => d.jobId === done || d.jobId === released)).toEqual([]);
   });
 
   it('records a job first seen on the topic, with the owner from its JSON', async () => {
@@ -114,5 +189,88 @@ export function jobStoreContract(make: () => JobStore): void {
     await sleep(300);
     expect(await claim(store, id, 'r2', 1)).toEqual({ kind: 'cancelled', existed: true });
     expect(await store.get(id)).toMatchObject({ state: 'cancelled' });
+  });
+}
+
+export interface AnnouncingStore {
+  store: JobStore;
+  /** The event frames published on `job:<id>` so far, from the broker's history. */
+  frames(jobId: string): Promise<string[]>;
+}
+
+/**
+ * A store built with a broker publishes the events it is given in the same step as the
+ * transition, and its status records the seq of the last one: a snapshot says exactly
+ * which events it reflects.
+ */
+export function announcingStoreContract(build: () => AnnouncingStore): void {
+  const make = () => {
+    const { store, frames } = build();
+    const events = async (jobId: string) =>
+      (await frames(jobId)).map((f) => {
+        const { seq, event, data } = JSON.parse(f) as { seq: number; event: string; data: Record<string, unknown> };
+        return { seq, event, data };
+      });
+    return { store, events };
+  };
+  it('publishes each transition’s event with it, and records its seq for the snapshot', async () => {
+    const { store, events } = make();
+    const id = fresh('announce');
+    expect(await store.create(job(id, { sample_id: 'S' }), 'alice', { event: 'job.queued', data: { owner: 'alice', attempt: 0, none: undefined } })).toBe(true);
+    expect(await events(id)).toEqual([{ seq: 1, event: 'job.queued', data: { job_id: id, owner: 'alice', attempt: 0 } }]);
+    expect(await store.snapshot(id)).toMatchObject({ seq: 1, record: { job_id: id, state: 'queued', owner: 'alice' } });
+
+    expect(await store.claim(id, { runner: 'r1', attempt: 1, leaseMs: 5000, job: job(id), announce: true, gpu: '0' })).toEqual({ kind: 'claimed', existed: true });
+    // The same claim again, as a call retried after a lost reply: no second job.started.
+    expect(await store.claim(id, { runner: 'r1', attempt: 1, leaseMs: 5000, job: job(id), announce: true, gpu: '0' })).toEqual({ kind: 'claimed', existed: true });
+    await store.progress(id, { progress: 0.5, stage: 'align' }, { runner: 'r1', announce: { event: 'job.progress', data: { progress: 0.5, stage: 'align' } } });
+    // Not the holder: neither recorded nor published.
+    await store.progress(id, { progress: 0.7 }, { runner: 'r9', announce: { event: 'job.progress', data: { progress: 0.7 } } });
+    const mid = await store.snapshot(id);
+    expect(mid).toMatchObject({ seq: 3, record: { state: 'running', progress: 0.5, stage: 'align', runner: 'r1', gpu: '0' } });
+    // The second claim is refused and announces nothing.
+    expect((await store.claim(id, { runner: 'r2', attempt: 1, leaseMs: 5000, job: job(id), announce: true })).kind).toBe('leased');
+    expect(await store.finish(id, 'completed', { result: { n: 1 }, attempts: 1, progress: 1 }, { event: 'job.completed', data: { result: { n: 1 }, attempts: 1 } })).toBe(true);
+    expect(await store.finish(id, 'failed', {}, { event: 'job.failed', data: {} })).toBe(false);
+    const evs = await events(id);
+    expect(evs.map((e) => [e.seq, e.event])).toEqual([
+      [1, 'job.queued'],
+      [2, 'job.started'],
+      [3, 'job.progress'],
+      [4, 'job.completed'],
+    ]);
+    expect(evs[1]!.data).toEqual({ job_id: id, attempt: 1, runner: 'r1', gpu: '0' });
+    const end = await store.snapshot(id);
+    expect(end).toMatchObject({ seq: 4, record: { state: 'completed', progress: 1, result: { n: 1 } } });
+    expect(end!.epoch).toEqual(mid!.epoch);
+  });
+
+  it('announces a claim of a job first seen on the topic, a cancel, and a stall', async () => {
+    const { store, events } = make();
+    const fromTopic = fresh('announce-topic');
+    await store.claim(fromTopic, { runner: 'r1', attempt: 1, leaseMs: 100, job: job(fromTopic, { owner: 'carol' }), announce: true, maxRetries: 1 });
+    expect((await events(fromTopic)).map((e) => e.event)).toEqual(['job.queued', 'job.started']);
+    await sleep(250);
+    expect(await store.stall(fromTopic, 'reaper', { reapMs: 5000, defaultMaxRetries: 3 })).toMatchObject({ kind: 'stalled', decision: 'retry' });
+    const stalled = (await events(fromTopic)).at(-1)!;
+    expect(stalled).toMatchObject({ seq: 3, event: 'job.stalled', data: { job_id: fromTopic, attempt: 1, runner: 'r1', will_retry: true, max_retries: 1 } });
+    expect(await store.snapshot(fromTopic)).toMatchObject({ seq: 3, record: { state: 'stalled' } });
+    // A stall is announced once.
+    expect((await store.stall(fromTopic, 'reaper-2', { reapMs: 5000, defaultMaxRetries: 3 })).kind).toBe('reaping');
+    expect((await events(fromTopic)).filter((e) => e.event === 'job.stalled')).toHaveLength(1);
+
+    const cancelled = fresh('announce-cancel');
+    await store.create(job(cancelled), 'alice');
+    expect(await store.cancel(cancelled, 'alice', { event: 'job.cancelled', data: { by: 'alice' } })).toBe('cancelled');
+    expect(await events(cancelled)).toEqual([{ seq: 1, event: 'job.cancelled', data: { job_id: cancelled, by: 'alice' } }]);
+    expect(await store.snapshot(cancelled)).toMatchObject({ seq: 1, record: { state: 'cancelled' } });
+  });
+
+  it('has no snapshot without a record, or before any event was recorded with it', async () => {
+    const { store } = make();
+    expect(await store.snapshot(fresh('none'))).toBeUndefined();
+    const quiet = fresh('quiet');
+    await store.create(job(quiet), 'alice');
+    expect(await store.snapshot(quiet)).toBeUndefined();
   });
 }

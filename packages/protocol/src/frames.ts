@@ -17,6 +17,11 @@ export interface SubscribeFrame {
   /** Already resolved: `job_id` arrives here as `job:<id>`. */
   channel: string;
   since?: number;
+  /**
+   * Extension: `false` asks a `job:<id>` subscription for the contract's plain replay — no
+   * `snapshot` frame, and with `since` every retained event after it. (Set only when false.)
+   */
+  snapshot?: false;
   ref?: Ref;
 }
 export interface UnsubscribeFrame {
@@ -86,6 +91,18 @@ export interface SubscriptionResultFrame {
   error?: string;
   ref?: Ref;
 }
+/**
+ * Extension: the current state of the thing a channel is about (a job's status, from its
+ * status hash), sent right after `subscription_result` on a `job:<id>` channel. It reflects
+ * every event up to `seq`; the events that follow it have seq > `seq`.
+ */
+export interface SnapshotFrame {
+  type: 'snapshot';
+  channel: string;
+  seq: number;
+  epoch: string;
+  data: Json;
+}
 export interface EventFrame {
   type: 'event';
   channel: string;
@@ -110,6 +127,7 @@ export type ServerFrame =
   | AuthSuccessFrame
   | AuthErrorFrame
   | SubscriptionResultFrame
+  | SnapshotFrame
   | { type: 'unsubscribed'; channel: string; ref?: Ref }
   | EventFrame
   | { type: 'direct'; from: string; user_id: string; data: Json }

@@ -19,6 +19,7 @@ export type {
   AuthSuccessFrame,
   AuthErrorFrame,
   SubscriptionResultFrame,
+  SnapshotFrame,
   EventFrame,
   ErrorFrame,
   ReconnectFrame,

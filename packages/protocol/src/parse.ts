@@ -86,10 +86,13 @@ export function validateClientFrame(value: Obj): ParseResult {
       if (since !== undefined && since !== null && !(Number.isSafeInteger(since) && (since as number) >= 0)) {
         return fail(ErrorCode.BadFrame, '"since" must be a non-negative integer', ref, type);
       }
+      const snapshot = value['snapshot'];
+      if (snapshot !== undefined && snapshot !== null && typeof snapshot !== 'boolean') return fail(ErrorCode.BadFrame, '"snapshot" must be true or false', ref, type);
       return ok({
         type,
         channel,
         ...(typeof since === 'number' && { since }),
+        ...(snapshot === false && { snapshot }),
         ...(ref !== undefined && { ref }),
       });
     }

@@ -111,6 +111,12 @@ describe('subscribe and unsubscribe', () => {
     expect(ok(j({ type: 'unsubscribe', channel: 'dashboard', ref: 2 }))).toEqual({ type: 'unsubscribe', channel: 'dashboard', ref: 2 });
   });
 
+  it('reads `snapshot: false` (a job channel’s plain replay); true or absent is the default', () => {
+    expect(ok(j({ type: 'subscribe', job_id: 'j1', since: 0, snapshot: false }))).toEqual({ type: 'subscribe', channel: 'job:j1', since: 0, snapshot: false });
+    expect(ok(j({ type: 'subscribe', job_id: 'j1', snapshot: true }))).toEqual({ type: 'subscribe', channel: 'job:j1' });
+    expect(bad(j({ type: 'subscribe', job_id: 'j1', snapshot: 'no' })).code).toBe(ErrorCode.BadFrame);
+  });
+
   it('resolves job_id to the job:<id> channel', () => {
     expect(ok(j({ type: 'subscribe', job_id: 'job-123' }))).toEqual({ type: 'subscribe', channel: 'job:job-123' });
     expect(ok(j({ type: 'unsubscribe', job_id: 'job-123' }))).toEqual({ type: 'unsubscribe', channel: 'job:job-123' });

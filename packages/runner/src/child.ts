@@ -11,7 +11,8 @@ const OUTPUT_TAIL_BYTES = 8192;
 /** Environment variables of the runner (or a dev node) that a pipeline has no business seeing. */
 const WITHHELD_ENV = ['JWT_SECRET', 'BROADCAST_API_KEY', 'ADMIN_API_KEY'];
 
-export type StopReason = 'cancel' | 'handback' | 'timeout';
+/** Why the runner stopped a run: a cancel, a hand-back on shutdown, a timeout, or its lease was lost (the job was reaped). */
+export type StopReason = 'cancel' | 'handback' | 'timeout' | 'lost';
 
 export interface PipelineEnd extends RunEnd {
   /** The last `{"result": ...}` the pipeline printed. */

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { ConfigError, int, list, loadSettings, num, oneOf, str, type SettingsOf, type SettingsSources } from '@switchyard/config';
-import { checkTopicName, jobSettings } from '@switchyard/jobs';
+import { jobSettings, jobTopics } from '@switchyard/jobs';
 
 /** Every runner setting, its default and its meaning: the one place defaults live. */
 export const runnerSettings = {
@@ -21,19 +21,20 @@ export const runnerSettings = {
   maxLineBytes: int('MAX_LINE_BYTES', 65_536, 'longest pipeline stdout line read; longer lines are skipped', { min: 256 }),
 
   ...jobSettings,
-  kafkaRetryTopic: str('KAFKA_RETRY_TOPIC', undefined, 'topic of scheduled retries (default `<KAFKA_JOBS_TOPIC>.retry`)', checkTopicName),
-  kafkaDlqTopic: str('KAFKA_DLQ_TOPIC', undefined, 'dead-letter topic (default `<KAFKA_JOBS_TOPIC>.dlq`)', checkTopicName),
   kafkaGroupId: str('KAFKA_GROUP_ID', 'switchyard-runners', 'consumer group of the runners'),
   kafkaClientId: str('KAFKA_CLIENT_ID', 'switchyard-runner', 'Kafka client id'),
   kafkaTopicPartitions: int('KAFKA_TOPIC_PARTITIONS', 6, 'partitions of the topics the runner creates when they are missing', { min: 1 }),
   kafkaReplicationFactor: int('KAFKA_REPLICATION_FACTOR', -1, 'replication of the topics the runner creates (-1: the broker’s default)', { min: -1 }),
   kafkaSessionTimeoutMs: int('KAFKA_SESSION_TIMEOUT_MS', 30_000, 'consumer session timeout: a runner silent this long loses its partitions', { min: 1000 }),
   kafkaHeartbeatIntervalMs: int('KAFKA_HEARTBEAT_INTERVAL_MS', 3000, 'consumer heartbeat interval', { min: 100 }),
+  maxConsumerLag: int('MAX_CONSUMER_LAG', 0, '`/ready` turns 503 while the jobs waiting on this runner’s partitions of the jobs topic (its consumer lag) are more than this; 0: never', { min: 0 }),
+  lagCheckIntervalMs: int('LAG_CHECK_INTERVAL_MS', 5000, 'how often consumer lag is measured (`switchyard_consumer_lag`, MAX_CONSUMER_LAG)', { min: 100 }),
 
   redisUrl: str('REDIS_URL', undefined, 'Redis for job status, events and cancels (required with KAFKA_SERVERS)'),
   redisClusterNodes: list('REDIS_CLUSTER_NODES', 'Redis Cluster seed nodes, `host:port,...`'),
   historySize: int('HISTORY_SIZE', 1000, 'events kept per channel (as on the edges)', { min: 0 }),
   historyTtlS: int('HISTORY_TTL_S', 3600, 'seconds a channel’s history lives (as on the edges)', { min: 1 }),
+  readyRedisGraceMs: int('READY_REDIS_GRACE_MS', 10_000, '`/ready` turns 503 once Redis has been unreachable this long (as on the edges)', { min: 0 }),
 
   runnerId: str('RUNNER_ID', undefined, 'this runner’s id (default host-pid)'),
   runnerPort: int('RUNNER_PORT', 9465, 'port of the runner’s /health, /ready and /metrics (0: any free port)', { min: 0, max: 65535 }),
@@ -77,8 +78,7 @@ export function loadRunnerConfig(sources: SettingsSources = {}, overrides: Parti
   if (s.kafkaHeartbeatIntervalMs * 3 > s.kafkaSessionTimeoutMs) {
     throw new ConfigError('KAFKA_HEARTBEAT_INTERVAL_MS', `must be at most a third of KAFKA_SESSION_TIMEOUT_MS (${s.kafkaSessionTimeoutMs})`);
   }
-  const retry = s.kafkaRetryTopic ?? `${s.kafkaJobsTopic}.retry`;
-  const dlq = s.kafkaDlqTopic ?? `${s.kafkaJobsTopic}.dlq`;
+  const { retry, dlq } = jobTopics(s);
   if (new Set([s.kafkaJobsTopic, retry, dlq]).size !== 3) throw new ConfigError('KAFKA_DLQ_TOPIC', 'the jobs, retry and dead-letter topics must be three different topics');
   return {
     ...s,

@@ -14,10 +14,10 @@ export { parseNvidiaSmiIndices, parseGpuDevices, resolveSlots, runNvidiaSmi, NVI
 export type { Slot, Discover } from './gpu.js';
 export { startPipeline, commandFor } from './child.js';
 export type { PipelineEnd, PipelineOptions, PipelineRun, StopReason } from './child.js';
-export { KafkaTransport, PartitionTracker, HEADER_ATTEMPT, HEADER_NOT_BEFORE, HEADER_ERROR, HEADER_CLASS } from './kafka-transport.js';
+export { KafkaTransport, PartitionTracker, HEADER_ATTEMPT, HEADER_NOT_BEFORE, HEADER_ERROR, HEADER_CLASS, DEFAULT_LAG_INTERVAL_MS } from './kafka-transport.js';
 export type { KafkaTransportOptions } from './kafka-transport.js';
 export { MemoryTransport, DEFAULT_DEAD_LETTER_LIMIT } from './memory-transport.js';
-export type { Delivery, DeadLetter, RetryRequest, JobTransport, TransportStatus } from './transport.js';
+export type { Delivery, DeadLetter, RetryRequest, JobTransport, TransportStatus, LagReport } from './transport.js';
 export { RunnerMetrics } from './metrics.js';
 export type { RunnerMetricsOptions, JobStatusLabel } from './metrics.js';
 export { RunnerServer } from './server.js';

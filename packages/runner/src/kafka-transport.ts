@@ -1,15 +1,14 @@
-import { ensureTopics, kafkajs, type JobLogger } from '@switchyard/jobs';
+import { HEADER_ATTEMPT, HEADER_CLASS, HEADER_ERROR, HEADER_NOT_BEFORE, ensureTopics, kafkajs, type JobLogger } from '@switchyard/jobs';
 import type { Admin, Consumer, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs';
-import type { DeadLetter, Delivery, JobTransport, RetryRequest, TransportStatus } from './transport.js';
+import type { DeadLetter, Delivery, JobTransport, LagReport, RetryRequest, TransportStatus } from './transport.js';
 
-/** Headers of a retry message. */
-export const HEADER_ATTEMPT = 'x-attempt';
-export const HEADER_NOT_BEFORE = 'x-not-before';
-export const HEADER_ERROR = 'x-error';
-export const HEADER_CLASS = 'x-class';
+export { HEADER_ATTEMPT, HEADER_NOT_BEFORE, HEADER_ERROR, HEADER_CLASS };
 
-/** How often consumer lag is measured. */
-const LAG_INTERVAL_MS = 5000;
+/**
+ * How often consumer lag is measured, by default.
+ * @default 5000
+ */
+export const DEFAULT_LAG_INTERVAL_MS = 5000;
 
 export interface KafkaTransportOptions {
   kafka: Kafka;
@@ -23,6 +22,8 @@ export interface KafkaTransportOptions {
   logger: JobLogger;
   /** Called with each partition's lag (latest offset minus committed offset). */
   onLag?: (topic: string, partition: number, lag: number) => void;
+  /** @default DEFAULT_LAG_INTERVAL_MS */
+  lagIntervalMs?: number;
   /** The consumer stopped for good (kafkajs will not restart it): the process should exit. */
   onFatal?: (err: Error) => void;
 }
@@ -89,6 +90,9 @@ export class KafkaTransport implements JobTransport {
   #paused = false;
   #subscribed = false;
   #lagTimer: NodeJS.Timeout | undefined;
+  /** Partitions of the current assignment, per topic. */
+  #assigned = new Map<string, Set<number>>();
+  #lag: LagReport | undefined;
   #stopping: Promise<void> | undefined;
 
   constructor(options: KafkaTransportOptions) {
@@ -121,6 +125,7 @@ export class KafkaTransport implements JobTransport {
       // running task), so the old trackers' acks must not commit anything any more.
       this.#trackers = new Map();
       this.#toCommit.clear();
+      this.#assigned = new Map(Object.entries(payload.memberAssignment).map(([topic, partitions]) => [topic, new Set(partitions)]));
       this.#ready = true;
       this.#status = 'ok';
       this.#log.info({ assignment: payload.memberAssignment, leader: payload.isLeader }, 'joined the consumer group');
@@ -145,7 +150,7 @@ export class KafkaTransport implements JobTransport {
         this.#deliver(sink, topic, partition, message);
       },
     });
-    this.#lagTimer = setInterval(() => void this.#measureLag(), LAG_INTERVAL_MS);
+    this.#lagTimer = setInterval(() => void this.#measureLag(), this.#o.lagIntervalMs ?? DEFAULT_LAG_INTERVAL_MS);
     this.#lagTimer.unref();
   }
 
@@ -249,20 +254,29 @@ export class KafkaTransport implements JobTransport {
     return { status: this.#status, ready: this.#ready && this.#status === 'ok' };
   }
 
+  /** The latest measurement of the lag on this runner's own partitions. */
+  lag(): LagReport | undefined {
+    return this.#lag;
+  }
+
   async #measureLag(): Promise<void> {
-    const onLag = this.#o.onLag;
-    if (onLag === undefined || this.#stopping !== undefined) return;
+    if (this.#stopping !== undefined) return;
     try {
-      const topics = [this.#o.topics.jobs, this.#o.topics.retry];
-      const committed = await this.#admin.fetchOffsets({ groupId: this.#o.groupId, topics });
+      const { jobs, retry } = this.#o.topics;
+      const mine = { [jobs]: 0, [retry]: 0 };
+      const committed = await this.#admin.fetchOffsets({ groupId: this.#o.groupId, topics: [jobs, retry] });
       for (const { topic, partitions } of committed) {
         const latest = await this.#admin.fetchTopicOffsets(topic);
+        const assigned = this.#assigned.get(topic);
         for (const p of latest) {
           const c = partitions.find((x) => x.partition === p.partition);
           const base = c === undefined || Number(c.offset) < 0 ? Number(p.low) : Number(c.offset);
-          onLag(topic, p.partition, Math.max(0, Number(p.high) - base));
+          const lag = Math.max(0, Number(p.high) - base);
+          this.#o.onLag?.(topic, p.partition, lag);
+          if (assigned?.has(p.partition) === true) mine[topic] = (mine[topic] ?? 0) + lag;
         }
       }
+      this.#lag = { jobs: mine[jobs] ?? 0, retry: mine[retry] ?? 0, measuredAt: Date.now() };
     } catch (err) {
       this.#log.debug({ err: (err as Error).message }, 'lag measurement failed');
     }

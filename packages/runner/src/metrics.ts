@@ -11,7 +11,8 @@ export type JobStatusLabel =
   | 'cancelled'
   | 'dead_lettered'
   | 'duplicate'
-  | 'handed_back';
+  | 'handed_back'
+  | 'stalled';
 
 export interface RunnerMetricsOptions {
   /** Register into this registry (a dev node shares its own); default: a new one with process metrics. */

@@ -1,14 +1,16 @@
 import {
+  DEFAULT_JOB_REAP_INTERVAL_MS,
   JobError,
   JobEvent,
+  JobReaper,
   parseJobMessage,
   preview,
   type ClaimOutcome,
   type JobControl,
-  type JobEvents,
   type JobLogger,
   type JobSpec,
   type JobStore,
+  type ReapOutcome,
 } from '@switchyard/jobs';
 import type { Json } from '@switchyard/protocol';
 import { retryDelayMs } from './backoff.js';
@@ -45,13 +47,14 @@ export type RunnerConfigSlice = Pick<
   | 'progressIntervalMs'
   | 'maxLineBytes'
   | 'maxJobBytes'
->;
+> &
+  Partial<Pick<RunnerConfig, 'jobReaper' | 'jobReapIntervalMs'>>;
 
 export interface RunnerDeps {
   transport: JobTransport;
+  /** Built with the broker: the runner's transitions publish their job events through it. */
   store: JobStore;
   control: JobControl;
-  events: JobEvents;
   slots: readonly Slot[];
   metrics: RunnerMetrics;
   logger: JobLogger;
@@ -92,6 +95,8 @@ export class Runner {
   readonly #slotWaiters: ((slot: Slot | undefined) => void)[] = [];
   readonly #tasks = new Map<string, Task>();
   readonly #inFlight = new Set<Promise<void>>();
+  /** Settles stalled jobs: those this runner's claims find, and (JOB_REAPER) those its sweeps find. */
+  readonly #reaper: JobReaper;
   /** Tasks that wait for a slot or hold one. */
   #busy = 0;
   #delayed = 0;
@@ -107,6 +112,28 @@ export class Runner {
     this.#log = deps.logger;
     this.#free = [...deps.slots];
     deps.metrics.slots.set(deps.slots.length);
+    const transport = deps.transport;
+    this.#reaper = new JobReaper({
+      store: deps.store,
+      id: config.runnerId,
+      intervalMs: config.jobReapIntervalMs ?? DEFAULT_JOB_REAP_INTERVAL_MS,
+      defaultMaxRetries: config.maxRetries,
+      logger: deps.logger,
+      onOutcome: (o) => this.#countReap(o),
+      sink: {
+        requeue: (job, attempt, error) => transport.retry({ job, attempt, notBefore: Date.now(), error, class: 'stalled' }),
+        deadLetter: (letter) => transport.deadLetter(letter),
+      },
+    });
+  }
+
+  #countReap(outcome: ReapOutcome): void {
+    const m = this.#d.metrics;
+    if (outcome === 'stalled') m.count('stalled');
+    else if (outcome === 'failed') {
+      m.count('failed');
+      m.count('dead_lettered');
+    } else if (outcome === 'cancelled') m.count('cancelled');
   }
 
   get running(): number {
@@ -128,6 +155,7 @@ export class Runner {
     this.#started = true;
     this.#d.control.onCancel((jobId) => this.#onCancel(jobId));
     await this.#d.transport.start((delivery) => this.#offer(delivery));
+    if (this.#c.jobReaper ?? true) this.#reaper.start();
   }
 
   // ───────────────────────────── intake and flow control ─────────────────────────────
@@ -229,6 +257,7 @@ export class Runner {
         this.#flow();
       }
       let claimed: Extract<ClaimOutcome, { kind: 'claimed' }> | undefined;
+      let reaped = false;
       while (claimed === undefined) {
         slot = await this.#acquire();
         if (slot === undefined) return;
@@ -247,10 +276,21 @@ export class Runner {
             this.#d.metrics.count('duplicate');
             return this.#ackAll(task);
           case 'cancelled':
-            if (!outcome.existed) await this.#d.events.emit(task.jobId, JobEvent.Queued, { owner: task.job.owner, attempt: task.attempt });
-            await this.#d.events.emit(task.jobId, JobEvent.Cancelled, {});
+            // The claim announced it (job.cancelled).
             this.#d.metrics.count('cancelled');
             return this.#ackAll(task);
+          case 'expired':
+            // Its runner stopped renewing the lease: the job stalled. Reap it (job.stalled, then
+            // re-queued or failed; exactly one process does), then look again: this delivery is
+            // then stale or final. Should it still be expired (the store failed), wait a little.
+            this.#releaseSlot(slot);
+            slot = undefined;
+            if (reaped) await this.#sleep(task, STORE_RETRY_MS);
+            if (this.#stopping) return;
+            reaped = true;
+            this.#log.info({ job_id: task.jobId, runner: outcome.runner }, 'job held by a runner whose lease lapsed: reaping it');
+            await this.#reaper.reap(task.jobId).catch((err: unknown) => this.#log.warn({ job_id: task.jobId, err: (err as Error).message }, 'reaping failed'));
+            break;
           case 'leased': {
             // Another runner is running it (we got it in a rebalance): wait, without a slot,
             // until it finishes or its lease lapses.
@@ -290,6 +330,8 @@ export class Runner {
           leaseMs: this.#c.jobLeaseS * 1000,
           job: task.job,
           ...(slot.gpu !== undefined && { gpu: slot.gpu }),
+          maxRetries: this.#c.maxRetries,
+          announce: true,
         });
       } catch (err) {
         if (!(err instanceof JobError)) throw err;
@@ -303,20 +345,21 @@ export class Runner {
   async #run(task: Task, slot: Slot, existed: boolean): Promise<void> {
     const { jobId, job } = task;
     const attemptNo = task.attempt + 1;
-    const ev = this.#d.events;
     const m = this.#d.metrics;
-    if (!existed) {
-      await ev.emit(jobId, JobEvent.Queued, { owner: job.owner, attempt: task.attempt });
-      m.count('queued');
-    }
-    await ev.emit(jobId, JobEvent.Started, { attempt: attemptNo, runner: this.#c.runnerId, gpu: slot.gpu ?? null });
+    const runnerId = this.#c.runnerId;
+    // The claim announced job.queued (a job first seen here) and job.started.
+    if (!existed) m.count('queued');
     m.count('started');
     task.state = 'running';
     m.running.inc();
 
     const progress = new ProgressReporter(this.#c.progressIntervalMs, async (p) => {
-      await Promise.all([ev.emit(jobId, JobEvent.Progress, p), this.#d.store.progress(jobId, p).catch(() => undefined)]);
-      m.count('progress');
+      try {
+        await this.#d.store.progress(jobId, p, { runner: runnerId, announce: { event: JobEvent.Progress, data: p } });
+        m.count('progress');
+      } catch (err) {
+        this.#log.debug({ job_id: jobId, err: (err as Error).message }, 'progress not recorded');
+      }
     });
     const env: Record<string, string> = { JOB_ID: jobId, JOB_ATTEMPT: String(attemptNo) };
     if (slot.gpu !== undefined) {
@@ -343,7 +386,12 @@ export class Runner {
       this.#d.store.renew(jobId, this.#c.runnerId, leaseMs).then(
         (r) => {
           if (r.cancelRequested) run.stop('cancel');
-          if (!r.held) this.#log.warn({ job_id: jobId }, 'lease lost: another runner may run this job too (only one completion counts)');
+          else if (r.lost === true) {
+            // Our lease lapsed (this process was stalled, or cut off from Redis) and the job was
+            // reaped: another run carries it on. Stop this one.
+            this.#log.warn({ job_id: jobId }, 'lease lost: the job was taken from this runner; stopping its run');
+            run.stop('lost');
+          } else if (!r.held) this.#log.warn({ job_id: jobId }, 'lease not renewed: the job has no status record (Redis lost its data?)');
         },
         (err: unknown) => this.#log.warn({ job_id: jobId, err: (err as Error).message }, 'lease renewal failed'),
       );
@@ -366,22 +414,24 @@ export class Runner {
   async #conclude(task: Task, end: PipelineEnd): Promise<void> {
     const { jobId, job } = task;
     const attemptNo = task.attempt + 1;
-    const ev = this.#d.events;
     const m = this.#d.metrics;
     const store = this.#d.store;
     const seconds = end.durationMs / 1000;
     if (end.overlongLines > 0) this.#log.warn({ job_id: jobId, lines: end.overlongLines }, 'pipeline printed lines over MAX_LINE_BYTES; they were skipped');
 
+    if (end.stopped === 'lost') {
+      m.duration.labels('lost').observe(seconds);
+      return this.#ackAll(task);
+    }
     if (end.stopped === 'handback') {
-      await store.release(jobId, this.#c.runnerId, 'queued').catch(() => undefined);
-      await ev.emit(jobId, JobEvent.Queued, { attempt: attemptNo, reason: 'runner_shutdown' });
+      await store.release(jobId, this.#c.runnerId, 'queued', undefined, { event: JobEvent.Queued, data: { attempt: attemptNo, reason: 'runner_shutdown' } }).catch(warnStore(this.#log, jobId));
       m.count('handed_back');
       m.duration.labels('handed_back').observe(seconds);
       this.#log.info({ job_id: jobId }, 'job handed back (runner stopping)');
       return; // not acked: redelivered to another runner
     }
     if (end.stopped === 'cancel') {
-      if (await store.finish(jobId, 'cancelled', { attempts: attemptNo }).catch(() => true)) await ev.emit(jobId, JobEvent.Cancelled, {});
+      await store.finish(jobId, 'cancelled', { attempts: attemptNo }, { event: JobEvent.Cancelled }).catch(warnStore(this.#log, jobId));
       m.count('cancelled');
       m.duration.labels('cancelled').observe(seconds);
       this.#log.info({ job_id: jobId }, 'job cancelled');
@@ -390,11 +440,10 @@ export class Runner {
     const ok = end.exitCode === 0 && end.signal === null && !end.timedOut && end.spawnError === undefined && end.declaredError === undefined;
     if (ok) {
       const result: Json = end.result ?? null;
-      const won = await this.#untilStored(task, () => store.finish(jobId, 'completed', { result, attempts: attemptNo }));
+      const completed = { event: JobEvent.Completed, data: { result, attempts: attemptNo, duration_s: Math.round(seconds * 1000) / 1000 } };
+      const won = await this.#untilStored(task, () => store.finish(jobId, 'completed', { result, attempts: attemptNo, progress: 1 }, completed));
       if (won === undefined) return;
       if (won) {
-        await store.progress(jobId, { progress: 1 }).catch(() => undefined);
-        await ev.emit(jobId, JobEvent.Completed, { result, attempts: attemptNo, duration_s: Math.round(seconds * 1000) / 1000 });
         m.count('completed');
       } else {
         m.count('duplicate');
@@ -413,12 +462,13 @@ export class Runner {
         this.#d.transport.retry({ job, attempt: attemptNo, notBefore: Date.now() + delayMs, error, class: cls }),
       );
       if (!produced) {
-        await store.release(jobId, this.#c.runnerId, 'queued', { error, class: cls, attempts: attemptNo }).catch(() => undefined);
+        await store.release(jobId, this.#c.runnerId, 'queued', { error, class: cls, attempts: attemptNo }).catch(warnStore(this.#log, jobId));
         return; // unacked: redelivered, and retried then
       }
-      // Announced while the lease is still ours, so job.retrying always precedes the retry's job.started.
-      await ev.emit(jobId, JobEvent.Retrying, { attempt: attemptNo, delay_ms: delayMs, error, class: cls, max_retries: this.#c.maxRetries });
-      await store.release(jobId, this.#c.runnerId, 'retrying', { error, class: cls, attempts: attemptNo }).catch(() => undefined);
+      // Released and announced in one step while the lease is still ours, so job.retrying
+      // always precedes the retry's job.started (whose claim waits for our lease).
+      const retrying = { event: JobEvent.Retrying, data: { attempt: attemptNo, delay_ms: delayMs, error, class: cls, max_retries: this.#c.maxRetries } };
+      await store.release(jobId, this.#c.runnerId, 'retrying', { error, class: cls, attempts: attemptNo }, retrying).catch(warnStore(this.#log, jobId));
       m.count('retrying');
       this.#log.info({ job_id: jobId, attempt: attemptNo, class: cls, reason, delay_ms: delayMs, error }, 'job failed; retry scheduled');
       return this.#ackAll(task);
@@ -434,11 +484,11 @@ export class Runner {
       source: task.deliveries[0]!.source,
     };
     if (!(await this.#produce(jobId, 'dead letter', () => this.#d.transport.deadLetter(letter)))) {
-      await store.release(jobId, this.#c.runnerId, 'queued', { error, class: cls, attempts: attemptNo }).catch(() => undefined);
+      await store.release(jobId, this.#c.runnerId, 'queued', { error, class: cls, attempts: attemptNo }).catch(warnStore(this.#log, jobId));
       return;
     }
-    const won = await store.finish(jobId, 'failed', { error, class: cls, attempts: attemptNo }).catch(() => true);
-    if (won) await ev.emit(jobId, JobEvent.Failed, { error, class: cls, attempts: attemptNo });
+    const failed = { error, class: cls, attempts: attemptNo };
+    await store.finish(jobId, 'failed', failed, { event: JobEvent.Failed, data: failed }).catch(warnStore(this.#log, jobId));
     m.count('failed');
     m.count('dead_lettered');
     this.#log.warn({ job_id: jobId, attempts: attemptNo, class: cls, reason, error }, isRetriable(cls) ? 'job failed; retries exhausted, dead-lettered' : 'job failed permanently; dead-lettered');
@@ -461,8 +511,9 @@ export class Runner {
     };
     this.#log.warn({ source: d.source, error, bytes, job_id: jobId }, 'message refused: not a valid job');
     if (!(await this.#produce(jobId ?? d.source, 'dead letter', () => this.#d.transport.deadLetter(letter)))) return;
-    if (jobId !== undefined && (await this.#d.store.finish(jobId, 'failed', { error, class: 'permanent', attempts: d.attempt }).catch(() => false))) {
-      await this.#d.events.emit(jobId, JobEvent.Failed, { error, class: 'permanent', attempts: d.attempt });
+    if (jobId !== undefined) {
+      const failed = { error, class: 'permanent', attempts: d.attempt } as const;
+      await this.#d.store.finish(jobId, 'failed', failed, { event: JobEvent.Failed, data: failed }).catch(warnStore(this.#log, jobId));
     }
     this.#d.metrics.count('dead_lettered');
     d.ack();
@@ -532,6 +583,7 @@ export class Runner {
   async #stop(graceMs: number): Promise<void> {
     this.#stopping = true;
     this.#d.transport.pause();
+    await this.#reaper.stop();
     for (const w of this.#slotWaiters.splice(0)) w(undefined);
     for (const t of this.#tasks.values()) if (t.state === 'delayed' || t.state === 'watching') t.wake?.();
     const running = () => [...this.#tasks.values()].filter((t) => t.run !== undefined).length;
@@ -545,6 +597,14 @@ export class Runner {
     await this.#d.transport.stop();
     this.#log.info({}, 'runner stopped');
   }
+}
+
+/** Logs a status write that failed; the caller goes on (the lease lapses and a reaper steps in). */
+function warnStore(log: JobLogger, jobId: string): (err: unknown) => undefined {
+  return (err) => {
+    log.warn({ job_id: jobId, err: (err as Error).message }, 'job status not recorded (Redis unreachable?)');
+    return undefined;
+  };
 }
 
 async function settleWithin(promises: Set<Promise<void>>, ms: number): Promise<void> {

@@ -13,13 +13,22 @@ export interface RunnerServerOptions {
   transport: JobTransport;
   metrics: RunnerMetrics;
   redis: () => BrokerHealth;
+  /** MAX_CONSUMER_LAG: past it (on the jobs topic of this runner's partitions), not ready; 0: never. */
+  maxConsumerLag: number;
+  /** READY_REDIS_GRACE_MS: Redis unreachable this long, not ready. */
+  readyRedisGraceMs: number;
 }
+
+/** How often readiness samples Redis health, so an outage is timed even when nobody asks. */
+const READINESS_SAMPLE_MS = 1000;
 
 /** The runner's own HTTP: `/health`, `/ready` (for Kubernetes probes) and `/metrics`. */
 export class RunnerServer {
   readonly #o: RunnerServerOptions;
   readonly #server: Server;
   readonly #startedAt = Date.now();
+  readonly #sampler: NodeJS.Timeout;
+  #redisDownSince: number | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(options: RunnerServerOptions) {
@@ -31,6 +40,34 @@ export class RunnerServer {
       });
     });
     this.#server.keepAliveTimeout = 5000;
+    this.#sampler = setInterval(() => this.#sampleRedis(), READINESS_SAMPLE_MS);
+    this.#sampler.unref();
+  }
+
+  #sampleRedis(): void {
+    if (this.#o.redis().healthy) this.#redisDownSince = undefined;
+    else this.#redisDownSince ??= Date.now();
+  }
+
+  /**
+   * Why this runner should not count as ready: not (yet) in the consumer group, stopping,
+   * Redis away past READY_REDIS_GRACE_MS (it cannot record or announce anything), or more
+   * jobs waiting on its partitions than MAX_CONSUMER_LAG (it is falling behind: scale out).
+   */
+  notReadyReasons(): string[] {
+    const reasons: string[] = [];
+    if (this.#o.runner.stopping) reasons.push('draining');
+    else if (!this.#o.transport.health().ready) reasons.push('not consuming (joining the consumer group, or Kafka unreachable)');
+    this.#sampleRedis();
+    if (this.#redisDownSince !== undefined) {
+      const down = Date.now() - this.#redisDownSince;
+      if (down >= this.#o.readyRedisGraceMs) reasons.push(`redis unreachable for ${Math.round(down / 1000)} s`);
+    }
+    const lag = this.#o.transport.lag?.();
+    if (this.#o.maxConsumerLag > 0 && lag !== undefined && lag.jobs > this.#o.maxConsumerLag) {
+      reasons.push(`consumer lag ${lag.jobs} over MAX_CONSUMER_LAG (${this.#o.maxConsumerLag})`);
+    }
+    return reasons;
   }
 
   async listen(): Promise<number> {
@@ -56,19 +93,29 @@ export class RunnerServer {
       const redis = this.#o.redis();
       const down = kafka.status === 'down' || !redis.healthy;
       const status = this.#o.runner.stopping ? 'draining' : down ? 'degraded' : 'healthy';
+      const reasons = this.notReadyReasons();
+      const lag = this.#o.transport.lag?.();
       return json(200, {
         status,
         runner_id: this.#o.runnerId,
         slots: this.#o.runner.slotCount,
         running: this.#o.runner.running,
-        kafka: { status: kafka.status },
+        kafka: {
+          status: kafka.status,
+          ...(lag !== undefined && { lag: { jobs: lag.jobs, retry: lag.retry, measured_at: new Date(lag.measuredAt).toISOString() } }),
+          max_consumer_lag: this.#o.maxConsumerLag,
+        },
         redis: { status: redis.status, latency_ms: redis.latencyMs },
+        ready: reasons.length === 0,
+        ...(reasons.length > 0 && { not_ready: reasons }),
         uptime_s: Math.round((Date.now() - this.#startedAt) / 1000),
       });
     }
     if (path === '/ready') {
-      const ready = this.#o.transport.health().ready && !this.#o.runner.stopping;
-      return json(ready ? 200 : 503, { ready, state: this.#o.runner.stopping ? 'draining' : ready ? 'consuming' : 'starting' });
+      const reasons = this.notReadyReasons();
+      const ready = reasons.length === 0;
+      const state = this.#o.runner.stopping ? 'draining' : this.#o.transport.health().ready ? 'consuming' : 'starting';
+      return json(ready ? 200 : 503, { ready, state, ...(!ready && { reasons }) });
     }
     if (path === '/metrics') {
       const body = await this.#o.metrics.registry.metrics();
@@ -80,6 +127,7 @@ export class RunnerServer {
   }
 
   close(): Promise<void> {
+    clearInterval(this.#sampler);
     this.#closing ??= new Promise((resolve) => {
       this.#server.closeAllConnections();
       this.#server.close(() => resolve());

@@ -1,6 +1,5 @@
-import { RedisBroker, type Broker } from '@switchyard/broker';
+import { MemoryBroker, RedisBroker, type Broker } from '@switchyard/broker';
 import {
-  JobEvents,
   JobService,
   MemoryJobControl,
   MemoryJobQueue,
@@ -8,6 +7,7 @@ import {
   RedisJobControl,
   RedisJobStore,
   createKafka,
+  leaseIndexKey,
   type JobLogger,
 } from '@switchyard/jobs';
 import type { Counter, Registry } from 'prom-client';
@@ -56,10 +56,9 @@ export async function startRunner(config: RunnerConfig, logger: JobLogger, optio
     });
     cleanup.push(() => broker.close());
     await broker.ready(REDIS_READY_TIMEOUT_MS);
-    const store = new RedisJobStore(broker.client, { ttlS: config.jobStatusTtlS });
+    const store = new RedisJobStore(broker.client, { ttlS: config.jobStatusTtlS, broker, leaseIndexKey: leaseIndexKey(config.kafkaJobsTopic) });
     const control = new RedisJobControl(broker.client, { logger });
     cleanup.push(() => control.close());
-    const events = new JobEvents(broker, logger);
     const metrics = new RunnerMetrics();
     const transport = new KafkaTransport({
       kafka: createKafka({ brokers: config.kafkaServers!, clientId: config.kafkaClientId, logger }),
@@ -71,11 +70,12 @@ export async function startRunner(config: RunnerConfig, logger: JobLogger, optio
       heartbeatIntervalMs: config.kafkaHeartbeatIntervalMs,
       logger,
       onLag: (topic, partition, lag) => metrics.lag.labels(topic, String(partition)).set(lag),
+      lagIntervalMs: config.lagCheckIntervalMs,
       ...(options.onFatal !== undefined && { onFatal: options.onFatal }),
     });
     cleanup.push(() => transport.stop());
     const { slots, source } = await resolveSlots(config.gpuDevices, config.runnerConcurrency, options.discover);
-    const runner = new Runner(config, { transport, store, control, events, slots, metrics, logger });
+    const runner = new Runner(config, { transport, store, control, slots, metrics, logger });
     const server = new RunnerServer({
       host: config.runnerHost,
       port: config.runnerPort,
@@ -84,6 +84,8 @@ export async function startRunner(config: RunnerConfig, logger: JobLogger, optio
       transport,
       metrics,
       redis: () => broker.health(),
+      maxConsumerLag: config.maxConsumerLag,
+      readyRedisGraceMs: config.readyRedisGraceMs,
     });
     const port = await server.listen();
     cleanup.push(() => server.close());
@@ -128,15 +130,16 @@ export interface InProcessJobs {
  */
 export function inProcessJobs(config: RunnerConfig, broker: Broker, logger: JobLogger, options: { discover?: Discover } = {}): InProcessJobs {
   const queue = new MemoryJobQueue();
-  const store = broker instanceof RedisBroker ? new RedisJobStore(broker.client, { ttlS: config.jobStatusTtlS }) : new MemoryJobStore({ ttlS: config.jobStatusTtlS });
+  const store =
+    broker instanceof RedisBroker
+      ? new RedisJobStore(broker.client, { ttlS: config.jobStatusTtlS, broker })
+      : new MemoryJobStore({ ttlS: config.jobStatusTtlS, ...(broker instanceof MemoryBroker && { broker }) });
   const control = new MemoryJobControl();
-  const events = new JobEvents(broker, logger);
   let runner: Runner | undefined;
   const service = new JobService({
     store,
     queue,
     control,
-    events,
     maxJobBytes: config.maxJobBytes,
     logger,
     onClose: async () => {
@@ -150,7 +153,7 @@ export function inProcessJobs(config: RunnerConfig, broker: Broker, logger: JobL
       const metrics = new RunnerMetrics({ registry: m.registry, jobs: m.jobs });
       const { slots, source } = await resolveSlots(config.gpuDevices, config.runnerConcurrency, options.discover);
       const transport = new MemoryTransport(queue, { logger });
-      runner = new Runner(config, { transport, store, control, events, slots, metrics, logger });
+      runner = new Runner(config, { transport, store, control, slots, metrics, logger });
       await runner.start();
       logger.info({ slots: slots.map((s) => s.id), slot_source: source, pipeline: config.pipelineExecutable }, 'in-process job runner ready');
       return runner;

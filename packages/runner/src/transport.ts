@@ -1,4 +1,6 @@
-import type { FailureClass, JobSpec } from '@switchyard/jobs';
+import type { DeadLetter, JobFailureClass, JobSpec } from '@switchyard/jobs';
+
+export type { DeadLetter } from '@switchyard/jobs';
 
 /** One job message handed to the runner. */
 export interface Delivery {
@@ -23,22 +25,17 @@ export interface RetryRequest {
   attempt: number;
   notBefore: number;
   error: string;
-  class: FailureClass;
+  class: JobFailureClass;
 }
 
-/** What goes to the dead-letter topic: the job (or what was received), why, and how often it ran. */
-export interface DeadLetter {
-  job: JobSpec | null;
-  /** For a message that is not a job: its first bytes, as text. */
-  raw?: string;
-  raw_bytes?: number;
-  job_id?: string;
-  error: string;
-  class: FailureClass;
-  attempts: number;
-  failed_at: string;
-  runner: string;
-  source: string;
+/** Messages waiting on the partitions assigned to this runner (latest offset minus committed). */
+export interface LagReport {
+  /** The jobs topic: new jobs not yet dealt with. */
+  jobs: number;
+  /** The retry topic (it includes retries waiting out their delay). */
+  retry: number;
+  /** When it was measured (ms since the epoch). */
+  measuredAt: number;
 }
 
 export type TransportStatus = 'ok' | 'connecting' | 'down' | 'disabled';
@@ -54,6 +51,8 @@ export interface JobTransport {
   retry(request: RetryRequest): Promise<void>;
   deadLetter(letter: DeadLetter): Promise<void>;
   health(): { status: TransportStatus; ready: boolean };
+  /** The latest consumer lag measurement; undefined before the first one (or without Kafka). */
+  lag?(): LagReport | undefined;
   /** Commits what was acked and leaves; unacked messages go to other runners. Idempotent. */
   stop(): Promise<void>;
 }

@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { MemoryBroker } from '@switchyard/broker';
-import { JobEvents, JobService, MemoryJobControl, MemoryJobQueue, MemoryJobStore, NOOP_LOGGER } from '@switchyard/jobs';
+import { JobService, MemoryJobControl, MemoryJobQueue, MemoryJobStore, NOOP_LOGGER } from '@switchyard/jobs';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryTransport, Runner, RunnerMetrics, type RunnerConfigSlice } from '../src/index.js';
@@ -35,14 +35,13 @@ interface Ev {
 async function setup(over: Partial<RunnerConfigSlice> = {}, slotCount = 2) {
   const broker = new MemoryBroker();
   const queue = new MemoryJobQueue();
-  const store = new MemoryJobStore({ ttlS: 60 });
+  const store = new MemoryJobStore({ ttlS: 60, broker });
   const control = new MemoryJobControl();
-  const events = new JobEvents(broker);
   const transport = new MemoryTransport(queue, { logger: NOOP_LOGGER });
   const metrics = new RunnerMetrics({ registry: new Registry() });
   const slots = Array.from({ length: slotCount }, (_, i) => ({ id: `cpu${i}` }));
-  const runner = new Runner({ ...BASE, ...over }, { transport, store, control, events, slots, metrics, logger: NOOP_LOGGER, random: () => 0.5 });
-  const service = new JobService({ store, queue, control, events, maxJobBytes: BASE.maxJobBytes });
+  const runner = new Runner({ ...BASE, ...over }, { transport, store, control, slots, metrics, logger: NOOP_LOGGER, random: () => 0.5 });
+  const service = new JobService({ store, queue, control, maxJobBytes: BASE.maxJobBytes });
   await runner.start();
   const eventsOf = async (id: string): Promise<Ev[]> =>
     (await broker.history(`job:${id}`, 0)).events.map((e) => JSON.parse(e.frame) as Ev);
@@ -163,6 +162,25 @@ describe('Runner (in-process transport, real pipeline processes)', () => {
     expect(evs.at(-1)).toMatchObject({ event: 'job.queued', data: { reason: 'runner_shutdown' } });
     expect(await h.store.get('hb-1')).toMatchObject({ state: 'queued' });
     expect(await h.count('handed_back')).toBe(1);
+  });
+
+  it('reaps a job whose runner stopped renewing its lease: job.stalled once, then the next run here', async () => {
+    const h = await setup({ jobReapIntervalMs: 60_000 });
+    // A runner that claimed the job and died: its lease lapses.
+    await h.store.create({ job_id: 'ghost-1', params: { stages: 1, stage_ms: 1 } }, 'alice', { event: 'job.queued', data: { owner: 'alice', attempt: 0 } });
+    await h.store.claim('ghost-1', { runner: 'ghost', attempt: 1, leaseMs: 30, job: { job_id: 'ghost-1' }, maxRetries: 2, announce: true });
+    await new Promise((r) => setTimeout(r, 60));
+    // Its delivery comes back (as Kafka redelivers an unacked message): the claim finds the lapsed lease.
+    h.queue.push({ value: Buffer.from(JSON.stringify({ job_id: 'ghost-1', params: { stages: 1, stage_ms: 1 } })), attempt: 0 });
+    const evs = await h.until('ghost-1');
+    expect(names(evs).filter((e) => e !== 'job.progress')).toEqual(['job.queued', 'job.started', 'job.stalled', 'job.started', 'job.completed']);
+    expect(evs.find((e) => e.event === 'job.stalled')!.data).toMatchObject({ attempt: 1, runner: 'ghost', will_retry: true });
+    expect(evs.filter((e) => e.event === 'job.started').map((e) => [e.data['runner'], e.data['attempt']])).toEqual([
+      ['ghost', 1],
+      ['unit-runner', 2],
+    ]);
+    expect(await h.store.get('ghost-1')).toMatchObject({ state: 'completed', attempts: 2, stalls: 1 });
+    expect(await h.count('stalled')).toBe(1);
   });
 
   it('dead-letters a job whose pipeline cannot be started (permanent)', async () => {
