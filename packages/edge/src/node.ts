@@ -43,6 +43,9 @@ const MAX_TIMER_MS = 2_147_483_647;
 const DRAIN_LINGER_MS = 1000;
 const MAX_RECONNECT_JITTER_MS = 2000;
 const REBALANCE_TICK_MS = 1000;
+/** How long a subscribe waits for an earlier join of the same channel to finish. */
+const JOIN_WAIT_MS = 10_000;
+const JOIN_POLL_MS = 10;
 /** How long a resume waits for the node that holds a session to hand it over. */
 const HANDOVER_TIMEOUT_MS = 500;
 /** Close code for a connection whose session was resumed by a newer connection (extension). */
@@ -623,10 +626,9 @@ export class EdgeNode {
       conn.send(encodeFrame({ type: 'subscription_result', channel, ...extra, ...(ref !== undefined && { ref }) }));
       this.metrics.count('subscription_result', 'out');
     };
-    if (conn.joining.has(channel)) {
-      conn.send(encodeError(ErrorCode.BadFrame, `a subscribe to ${channel} is already in progress`, ref));
-      return;
-    }
+    // A subscribe to a channel still joining (a resumed session restores its channels while the
+    // client, reconnected, subscribes again) waits for that join, then answers as a repeat.
+    if (!(await this.#joined(conn, channel))) return;
     const already = conn.subscriptions.has(channel);
     if (!already && conn.subscriptions.size + conn.joining.size >= this.config.maxSubscriptionsPerConnection) {
       return result({ success: false, error: ErrorCode.TooManySubscriptions });
@@ -637,11 +639,8 @@ export class EdgeNode {
     if (!conn.subscriptions.has(channel) && conn.subscriptions.size + conn.joining.size >= this.config.maxSubscriptionsPerConnection) {
       return result({ success: false, error: ErrorCode.TooManySubscriptions });
     }
-    if (conn.joining.has(channel)) {
-      conn.send(encodeError(ErrorCode.BadFrame, `a subscribe to ${channel} is already in progress`, ref));
-      return;
-    }
-    if (already) {
+    if (!(await this.#joined(conn, channel))) return;
+    if (conn.subscriptions.has(channel)) {
       if (since === undefined) {
         const position = await this.broker.position(channel);
         return result({ success: true, seq: position.seq });
@@ -650,6 +649,13 @@ export class EdgeNode {
       this.#leave(conn, channel);
     }
     await this.#join(conn, channel, since, ref, epoch, withSnapshot);
+  }
+
+  /** Waits (bounded) until no join of `channel` is in progress; false when the connection went away. */
+  async #joined(conn: Connection, channel: string): Promise<boolean> {
+    const deadline = Date.now() + JOIN_WAIT_MS;
+    while (conn.joining.has(channel) && conn.open && Date.now() < deadline) await sleep(JOIN_POLL_MS);
+    return conn.open && !conn.joining.has(channel);
   }
 
   /**
