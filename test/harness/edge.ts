@@ -113,7 +113,8 @@ export function runCli(args: string[], env: Record<string, string | undefined> =
   });
 }
 
-function splitLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
+/** Calls `onLine` for each complete line a child process writes. */
+export function splitLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
   let rest = '';
   stream.on('data', (chunk: Buffer) => {
     rest += chunk.toString();

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createKafka } from '../../packages/jobs/src/index.js';
 import { connect, type Frame, type TestClient } from '../harness/client.js';
-import { ROOT, TEST_SECRET } from '../harness/edge.js';
+import { ROOT, TEST_SECRET, splitLines } from '../harness/edge.js';
 import { waitFor } from '../harness/ports.js';
 
 const CLI = fileURLToPath(new URL('../../packages/cli/src/main.ts', import.meta.url));
@@ -38,18 +38,6 @@ export interface RunnerProcess {
   /** SIGKILL if still running; always resolves. */
   stop(): Promise<void>;
   metrics(): Promise<string>;
-}
-
-function splitLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
-  let rest = '';
-  stream.on('data', (chunk: Buffer) => {
-    rest += chunk.toString();
-    let i: number;
-    while ((i = rest.indexOf('\n')) >= 0) {
-      onLine(rest.slice(0, i));
-      rest = rest.slice(i + 1);
-    }
-  });
 }
 
 /**
