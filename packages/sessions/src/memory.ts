@@ -59,6 +59,8 @@ export class MemoryRegistry implements WorkerRegistry {
   readonly #id: string;
   #self: (() => WorkerInfo) | undefined;
   readonly #conns = new Map<string, string>();
+  /** Connections per user, so admission and lookups cost O(1) rather than a scan of every connection. */
+  readonly #perUser = new Map<string, number>();
 
   constructor(workerId: string) {
     this.#id = workerId;
@@ -86,14 +88,13 @@ export class MemoryRegistry implements WorkerRegistry {
     return this.#conns.has(connectionId) ? this.#id : undefined;
   }
   async nodesOfUser(userId: string): Promise<string[]> {
-    for (const user of this.#conns.values()) if (user === userId) return [this.#id];
-    return [];
+    return this.#perUser.has(userId) ? [this.#id] : [];
   }
   async admitConnection(connectionId: string, userId: string, max: number): Promise<boolean> {
-    let n = 0;
-    for (const user of this.#conns.values()) if (user === userId) n++;
+    const n = this.#perUser.get(userId) ?? 0;
     if (n >= max) return false;
     this.#conns.set(connectionId, userId);
+    this.#perUser.set(userId, n + 1);
     return true;
   }
   readonly #windows = new Map<string, { second: number; count: number }>();
@@ -108,7 +109,12 @@ export class MemoryRegistry implements WorkerRegistry {
     return ++w.count <= perS;
   }
   removeConnection(connectionId: string): void {
+    const userId = this.#conns.get(connectionId);
+    if (userId === undefined) return;
     this.#conns.delete(connectionId);
+    const n = (this.#perUser.get(userId) ?? 1) - 1;
+    if (n > 0) this.#perUser.set(userId, n);
+    else this.#perUser.delete(userId);
   }
   notePosition(): void {}
   async positionsOf(): Promise<Record<string, SessionPosition>> {
@@ -117,5 +123,6 @@ export class MemoryRegistry implements WorkerRegistry {
   async leave(): Promise<void> {}
   async close(): Promise<void> {
     this.#conns.clear();
+    this.#perUser.clear();
   }
 }
