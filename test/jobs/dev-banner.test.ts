@@ -1,5 +1,9 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_SECRET, connect, runCli, startEdge, type EdgeProcess } from '../harness/index.js';
+import { ROOT, TEST_SECRET, connect, runCli, startEdge, type EdgeProcess } from '../harness/index.js';
+import { CHROMIUM } from '../harness/system.js';
 import { waitFor } from '../harness/ports.js';
 
 /** `switchyard dev` as a newcomer starts it: nothing set but the port. */
@@ -87,6 +91,62 @@ describe('switchyard dev: the first five minutes', () => {
     const key = /admin key: ([^)\s]+)\)/.exec(text)![1];
     const jobs = (await (await fetch(`${dev.http}/admin/jobs`, { headers: { authorization: `Bearer ${key}` } })).json()) as { jobs: { job_id: string; state: string }[] };
     expect(jobs.jobs).toContainEqual(expect.objectContaining({ job_id: jobId, state: 'completed' }));
+  });
+});
+
+describe('switchyard dev: a newcomer follows the banner into the console, in Chromium', () => {
+  let dev: EdgeProcess;
+  let text: string;
+
+  beforeAll(async () => {
+    dev = await startEdge(FRESH, { command: 'dev', timeoutMs: 30_000 });
+    text = await banner(dev);
+  });
+  afterAll(async () => {
+    await dev?.stop();
+  });
+
+  it('opens the printed console address with the printed key, submits with the printed command, and watches the bar complete', async () => {
+    const [, address, key] = /Console: +(\S+) +\(admin key: ([^)\s]+)\)/.exec(text)!;
+    const [, token, url] = /export SWITCHYARD_TOKEN='([^']+)' SWITCHYARD_URL='([^']+)'/.exec(text)!;
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+    const problems: string[] = [];
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+      page.on('console', (m) => {
+        if (m.type() === 'error') problems.push(m.text());
+      });
+      page.on('pageerror', (e) => problems.push(e.message));
+      await page.goto(address!);
+      await page.locator('#key').fill(key!);
+      await page.locator('#login button[type="submit"]').click();
+      await page.locator('[data-node="dev-1"]').waitFor({ timeout: 15_000 });
+      await page.locator('#live[data-state="on"]').waitFor({ timeout: 15_000 });
+      // The banner's command, as a person would run it (its progress bar on stderr).
+      const cli = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'packages/cli/src/main.ts'), 'submit', '--watch', '--sample', 'S1', '--params', '{"stages":6,"stage_ms":400}'], {
+        cwd: ROOT,
+        env: { ...process.env, SWITCHYARD_TOKEN: token, SWITCHYARD_URL: url, JWT_SECRET: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      cli.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((resolve) => cli.on('exit', resolve));
+      const jobId = await waitFor(() => (out.includes('\n') ? out.split('\n')[0]!.trim() : undefined), 20_000, 'the job id');
+      const row = page.locator(`[data-job="${jobId}"]`);
+      await row.waitFor({ timeout: 15_000 });
+      const seen = new Set<string>();
+      await waitFor(async () => {
+        const v = await row.locator('[role="progressbar"]').getAttribute('aria-valuenow');
+        if (v !== null) seen.add(v);
+        return v === '100' ? true : undefined;
+      }, 30_000, 'the bar at 100');
+      expect([...seen].some((v) => Number(v) > 0 && Number(v) < 100)).toBe(true);
+      await page.locator(`[data-job="${jobId}"][data-state="completed"]`).waitFor({ timeout: 15_000 });
+      expect(await exited).toBe(0);
+      expect(problems).toEqual([]);
+    } finally {
+      await browser.close();
+    }
   });
 });
 
