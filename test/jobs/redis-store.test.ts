@@ -77,6 +77,16 @@ describe('RedisJobStore on a real Redis Cluster', () => {
     await cluster?.stop();
   });
 
+  it('lists recent jobs from every master (the console)', async () => {
+    const store = new RedisJobStore(broker.client, { ttlS: 120, broker });
+    const ids = Array.from({ length: 12 }, (_, i) => `cluster-recent-${Date.now().toString(36)}-${i}`);
+    for (const id of ids) await store.create({ job_id: id }, 'alice');
+    // Twelve keys land on more than one of the three masters.
+    expect(new Set(ids.map((id) => cluster.masterFor(`job:${id}`))).size).toBeGreaterThan(1);
+    const listed = (await store.recent(500)).map((r) => r.job_id);
+    expect(listed).toEqual(expect.arrayContaining(ids));
+  });
+
   announcingStoreContract(() => ({
     store: new RedisJobStore(broker.client, { ttlS: 120, broker }),
     frames: async (jobId) => (await broker.history(`job:${jobId}`, 0)).events.map((e) => e.frame),

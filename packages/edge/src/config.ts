@@ -43,7 +43,8 @@ export const edgeSettings = {
   sessionTtlS: int('WEBSOCKET_SESSION_TTL', 3600, 'seconds a session outlives its connection', { min: 1 }),
 
   broadcastApiKey: str('BROADCAST_API_KEY', undefined, 'bearer key for `POST /broadcast`'),
-  adminApiKey: str('ADMIN_API_KEY', undefined, 'bearer key for `POST /auth/token`'),
+  adminApiKey: str('ADMIN_API_KEY', undefined, 'bearer key for `POST /auth/token` and the console’s `/admin/*` endpoints'),
+  console: bool('CONSOLE', false, 'serve the operators’ console at `GET /console` (its data needs `ADMIN_API_KEY`)'),
   devTokens: bool('DEV_TOKENS', false, 'let anyone mint tokens at `POST /auth/token` (development only)'),
   maxTokenTtlS: int('MAX_TOKEN_TTL_S', 86_400, 'longest `ttl_s` that `POST /auth/token` grants', { min: 1 }),
 

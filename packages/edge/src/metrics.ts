@@ -57,6 +57,33 @@ export class EdgeMetrics {
 
   readonly #gauge: ReturnType<Gauge<'worker_id'>['labels']>;
 
+  /**
+   * Redis as the node sees it, read at scrape time: `switchyard_redis_up` (1 reachable, 0 down;
+   * absent while the node runs without Redis) and the last measured round trip.
+   */
+  trackBroker(health: () => { status: string; latencyMs: number | null }): void {
+    new Gauge({
+      name: 'switchyard_redis_up',
+      help: 'Whether this node reaches Redis (1) or not (0); absent without Redis',
+      registers: [this.registry],
+      collect() {
+        const h = health();
+        if (h.status === 'disabled') this.reset();
+        else this.set(h.status === 'ok' ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'switchyard_redis_latency_seconds',
+      help: 'Last measured round trip to Redis',
+      registers: [this.registry],
+      collect() {
+        const h = health();
+        if (h.latencyMs === null) this.reset();
+        else this.set(h.latencyMs / 1000);
+      },
+    });
+  }
+
   setConnections(n: number): void {
     this.#gauge.set(n);
   }

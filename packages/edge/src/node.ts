@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import { BrokerUnavailableError, type Broker, type BrokerEvent, type ChannelPosition, type HistoryPage } from '@switchyard/broker';
 import {
   CloseCode,
@@ -19,14 +18,17 @@ import { createVerifier, mintToken, type Claims, type TokenVerifier } from './au
 import type { EdgeConfig } from './config.js';
 import { Connection, type JoinState, type SocketData } from './connection.js';
 import { AuthError } from './errors.js';
-import { HttpError, bearer, parseJsonBody, route, writeReply, type HttpReply, type RequestInfo } from './http.js';
+import { HttpError, bearer, keyMatches, parseJsonBody, route, writeReply, type HttpReply, type RequestInfo } from './http.js';
 import { EdgeMetrics } from './metrics.js';
 import { canPublish, canSubscribe } from './permissions.js';
 import { planShed } from './rebalance.js';
 import { SlowLane, coalesceKey } from './coalesce.js';
+import type { JobRecord } from '@switchyard/jobs';
 import { newSessionId, type SessionRecord, type SessionStore, type WorkerRegistry } from '@switchyard/sessions';
 import { createClusterParts } from './cluster.js';
 import { createEdgeJobs, registerJobRoutes } from './jobs.js';
+import { registerConsoleRoutes } from './console/admin.js';
+import { NodeSampler } from './console/sampler.js';
 import { loadUws, type HttpRequest, type HttpResponse, type TemplatedApp, type WebSocket, type us_listen_socket, type us_socket_context_t, type WebSocketBehavior } from './uws.js';
 
 /** Frames up to this size still reach the edge to be answered `too_large` + 1009. */
@@ -48,6 +50,8 @@ const JOIN_WAIT_MS = 10_000;
 const JOIN_POLL_MS = 10;
 /** How long a resume waits for the node that holds a session to hand it over. */
 const HANDOVER_TIMEOUT_MS = 500;
+/** Least time between two samples of the node's own numbers (the in-memory registry reads them often). */
+const STATS_SAMPLE_MS = 500;
 /** Close code for a connection whose session was resumed by a newer connection (extension). */
 const SESSION_TAKEN_OVER = 4011;
 
@@ -68,6 +72,8 @@ export interface JobAccess {
    * `snapshot` frame a `job:<id>` subscription starts with; undefined when there is none.
    */
   snapshot?(jobId: string): Promise<JobSnapshotView | undefined>;
+  /** The latest jobs, newest first, for the console (`GET /admin/jobs`). */
+  recent?(limit: number): Promise<readonly JobRecord[]>;
   /** `/health`'s `kafka.status`. */
   health?(): { status: string };
   /** Called once when the node stops, before its broker closes. */
@@ -130,6 +136,11 @@ export class EdgeNode {
   readonly #handovers = new Map<string, () => void>();
   #handoverSeq = 0;
   readonly #startedAt = Date.now();
+  /** What this node reports about itself in its heartbeat (the console reads it). */
+  readonly #sampler = new NodeSampler(
+    { sessions: () => this.#bySession.size, channels: () => this.#channelCounts() },
+    STATS_SAMPLE_MS,
+  );
 
   constructor(config: EdgeConfig, deps: EdgeDeps = {}) {
     this.config = config;
@@ -139,6 +150,7 @@ export class EdgeNode {
     this.sessions = deps.sessions ?? parts!.sessions;
     this.registry = deps.registry ?? parts!.registry;
     this.metrics = new EdgeMetrics(config.workerId);
+    this.metrics.trackBroker(() => this.broker.health());
     this.#jobs = deps.jobs ?? createEdgeJobs(config, this.broker, this.log, this.metrics);
     this.#verifier = createVerifier(config);
   }
@@ -215,6 +227,7 @@ export class EdgeNode {
       connections: this.#conns.size,
       startedAt: this.#startedAt,
       draining: this.#state === 'draining',
+      stats: this.#sampler.sample(),
     }));
     this.#state = 'serving';
     this.log.info({ port: this.#port, host: c.host, broker: this.broker.kind }, 'edge listening');
@@ -1282,6 +1295,7 @@ export class EdgeNode {
     app.get('/stats', route(() => ({ status: 200, body: this.stats() }), common));
     app.post('/broadcast', route((info) => this.#broadcast(info), common, bodyLimit));
     app.post('/auth/token', route((info) => this.#mintToken(info), common, bodyLimit));
+    registerConsoleRoutes(app, { config: this.config, registry: this.registry, broker: this.broker, jobs: this.#jobs, sampler: this.#sampler, log: this.log }, common);
     registerJobRoutes(app, { jobs: this.#jobs, verifier: this.#verifier, metrics: this.metrics, maxJobBytes: this.config.maxJobBytes }, common);
     app.any('/*', route((info) => {
       throw new HttpError(404, ErrorCode.NotFound, `no route for ${info.method.toUpperCase()} ${info.url}`);
@@ -1338,6 +1352,11 @@ export class EdgeNode {
       if (down >= this.config.readyRedisGraceMs) reasons.push(`redis unreachable for ${Math.round(down / 1000)} s`);
     }
     return reasons;
+  }
+
+  /** Channels with local subscribers: how many, and the latest seq seen (the console's rates). */
+  *#channelCounts(): Iterable<{ channel: string; subscribers: number; seq: number }> {
+    for (const [channel, members] of this.#members) yield { channel, subscribers: members.size, seq: this.#channelSeq.get(channel)?.seq ?? 0 };
   }
 
   stats(): Record<string, unknown> {
@@ -1501,14 +1520,6 @@ export class EdgeNode {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Constant-time comparison of a configured API key with a presented one. */
-function keyMatches(expected: string | undefined, presented: string | undefined): boolean {
-  if (expected === undefined || presented === undefined) return false;
-  const a = Buffer.from(expected);
-  const b = Buffer.from(presented);
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 export { jobChannel };

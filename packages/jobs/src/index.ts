@@ -46,5 +46,6 @@ export type { JobQueue, QueuedJob, QueueStatus, KafkaJobQueueOptions } from './q
 export { createKafka, ensureTopics, checkTopicName, kafkajs, HEADER_ATTEMPT, HEADER_NOT_BEFORE, HEADER_ERROR, HEADER_CLASS } from './kafka.js';
 export type { KafkaOptions } from './kafka.js';
 export { JobService } from './service.js';
+export { newestFirst, recentFromRedis, MAX_SCANNED_JOBS } from './recent.js';
 export type { JobServiceOptions, CancelResult, JobSnapshotView } from './service.js';
 export { jobSettings, jobTopics, DEFAULT_JOB_STATUS_TTL_S, DEFAULT_JOBS_TOPIC, DEFAULT_JOB_REAP_INTERVAL_MS } from './settings.js';

@@ -1,3 +1,4 @@
+import { newestFirst } from './recent.js';
 import type { MemoryBroker } from '@switchyard/broker';
 import { JobEvent, type FinalState, type JobSpec } from './job.js';
 import { jobChannelOf } from './events.js';
@@ -130,6 +131,16 @@ export class MemoryJobStore implements JobStore {
   async get(jobId: string): Promise<JobRecord | undefined> {
     const e = this.#entry(jobId);
     return e === undefined ? undefined : recordFromHash(e.raw);
+  }
+
+  async recent(limit: number): Promise<JobRecord[]> {
+    const now = Date.now();
+    const records: JobRecord[] = [];
+    for (const e of this.#entries.values()) {
+      const r = e.expiresAt > now ? recordFromHash(e.raw) : undefined;
+      if (r !== undefined) records.push(r);
+    }
+    return newestFirst(records, limit);
   }
 
   async snapshot(jobId: string): Promise<JobSnapshot | undefined> {

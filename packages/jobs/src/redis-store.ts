@@ -1,6 +1,7 @@
 import { PUBLISH_FUNCTION_LUA, type PublishTarget, type RedisBroker } from '@switchyard/broker';
 import { eventSuffix } from '@switchyard/protocol';
 import { JobError } from './errors.js';
+import { recentFromRedis } from './recent.js';
 import { jobChannelOf } from './events.js';
 import { JobEvent, type FinalState, type JobSpec } from './job.js';
 import {
@@ -346,6 +347,10 @@ export class RedisJobStore implements JobStore {
     if (job.sample_id !== undefined) fields['sample_id'] = job.sample_id;
     const head = this.#head(job.job_id, announce === undefined ? [] : [announce]);
     return this.#call('create a job', async () => (await this.#s.syJobCreate(...head, this.#ttlS, ...flat(fields))) === 1);
+  }
+
+  recent(limit: number): Promise<JobRecord[]> {
+    return this.#call('list jobs', () => recentFromRedis(this.#client, limit));
   }
 
   get(jobId: string): Promise<JobRecord | undefined> {

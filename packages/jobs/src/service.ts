@@ -77,6 +77,11 @@ export class JobService {
     return this.#o.store.get(jobId);
   }
 
+  /** The latest jobs, newest first (the operators' console); empty where the store cannot list. */
+  recent(limit: number): Promise<JobRecord[]> {
+    return this.#o.store.recent?.(limit) ?? Promise.resolve([]);
+  }
+
   async ownerOf(jobId: string): Promise<string | undefined> {
     return (await this.#o.store.get(jobId))?.owner;
   }

@@ -179,6 +179,8 @@ export interface JobStore {
   dueLeases(limit: number): Promise<DueLease[]>;
   /** Moves an index entry to `score`, or drops it (undefined), unless it changed since it was read. */
   reindex(entry: DueLease, score: number | undefined): Promise<void>;
+  /** The latest job statuses, newest first (the operators' console); bounded work, at most `limit`. */
+  recent?(limit: number): Promise<JobRecord[]>;
   close(): Promise<void>;
 }
 

@@ -22,6 +22,24 @@ export function jobStoreContract(make: () => JobStore): void {
     expect(await store.get(fresh('missing'))).toBeUndefined();
   });
 
+  it('lists the latest jobs, newest change first, at most `limit` (the console)', async () => {
+    const store = make();
+    const ids = [fresh('recent-a'), fresh('recent-b'), fresh('recent-c')];
+    for (const id of ids) {
+      await store.create(job(id, { sample_id: id }), 'alice');
+      await sleep(5);
+    }
+    // The first one changes last: it becomes the newest.
+    expect(await store.finish(ids[0]!, 'failed', { error: 'bad input', class: 'permanent', attempts: 1 })).toBe(true);
+    const all = await store.recent!(500);
+    const mine = all.filter((r) => ids.includes(r.job_id)).map((r) => r.job_id);
+    expect(mine).toEqual([ids[0], ids[2], ids[1]]);
+    expect(all.find((r) => r.job_id === ids[0])).toMatchObject({ state: 'failed', error: 'bad input', class: 'permanent', attempts: 1, owner: 'alice' });
+    const stamps = all.map((r) => r.updated_at ?? r.created_at ?? '');
+    expect([...stamps].sort().reverse()).toEqual(stamps);
+    expect(await store.recent!(1)).toEqual([all[0]]);
+  });
+
   it('gives a job to one runner at a time, by lease', async () => {
     const store = make();
     const id = fresh('claim');

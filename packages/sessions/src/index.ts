@@ -1,4 +1,4 @@
-export type { SessionPosition, SessionRecord, SessionStore, WorkerInfo, WorkerRegistry } from './types.js';
+export type { SessionPosition, SessionRecord, SessionStore, WorkerInfo, WorkerRegistry, NodeStats, ChannelStat } from './types.js';
 export { MemorySessionStore, MemoryRegistry } from './memory.js';
 export { RedisSessionStore, RedisRegistry, sessionKey, DEFAULT_HEARTBEAT_MS } from './redis.js';
 export type { RedisRegistryOptions, StoreLogger } from './redis.js';

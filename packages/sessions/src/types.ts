@@ -36,6 +36,31 @@ export interface WorkerInfo {
   connections: number;
   startedAt: number;
   draining: boolean;
+  /** What the node tells operators about itself (the console); the registry only carries it. */
+  stats?: NodeStats;
+}
+
+/** One channel as a node sees it: its local subscribers and how fast its events arrive. */
+export interface ChannelStat {
+  channel: string;
+  subscribers: number;
+  seq: number;
+  events_per_s: number;
+}
+
+/** A node's own numbers, sampled at most once per heartbeat. */
+export interface NodeStats {
+  /** Connections of this node that hold a session. */
+  sessions: number;
+  subscriptions: number;
+  channels: number;
+  /** CPU time of the process over wall time since the last sample (100 = one core busy). */
+  cpu_percent: number;
+  rss_bytes: number;
+  heap_used_bytes: number;
+  /** The node's busiest channels (by events per second, then subscribers). */
+  top_channels: ChannelStat[];
+  sampled_at: number;
 }
 
 /**

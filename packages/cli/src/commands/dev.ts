@@ -11,6 +11,7 @@ export const summary = 'a whole single-machine cluster in one process, for tryin
 /** The demo user's rights: read and write every channel. */
 const DEV_PERMISSIONS = ['*:read', '*:write'];
 const DEV_TOKEN_TTL_S = 24 * 3600;
+const DEV_HOST = '127.0.0.1';
 /** The demo pipeline of examples/ (stages with progress; fails on demand). */
 export const DEMO_PIPELINE = fileURLToPath(new URL('../../../../examples/pipeline/demo-pipeline.mjs', import.meta.url));
 /** Dev defaults that differ from a production runner's: short retries, two jobs at a time. */
@@ -22,7 +23,13 @@ export async function dev(argv: string[]): Promise<void> {
   const [edgeFile, runnerFile] = splitConfigFile(common.file, edgeSettings, runnerSettings);
   const set = (key: string) => (env[key] ?? '') !== '' || (common.file?.[key] ?? null) !== null;
   // Fill in what a first run lacks; anything the user set (environment or --config) wins.
-  if (!set('JWT_SECRET') && !set('JWT_PUBLIC_KEY') && !set('JWKS_URL')) env['JWT_SECRET'] = randomBytes(32).toString('base64url');
+  const generatedSecret = !set('JWT_SECRET') && !set('JWT_PUBLIC_KEY') && !set('JWKS_URL');
+  if (generatedSecret) env['JWT_SECRET'] = randomBytes(32).toString('base64url');
+  // A dev node is for this machine: reachable from elsewhere only when HOST says so.
+  if (!set('HOST')) env['HOST'] = DEV_HOST;
+  if (!set('CONSOLE')) env['CONSOLE'] = 'true';
+  const generatedAdminKey = !set('ADMIN_API_KEY');
+  if (generatedAdminKey) env['ADMIN_API_KEY'] = `dev-admin-${randomBytes(12).toString('base64url')}`;
   if (!set('DEV_TOKENS')) env['DEV_TOKENS'] = 'true';
   if (!set('BROADCAST_API_KEY')) env['BROADCAST_API_KEY'] = `dev-${randomBytes(12).toString('base64url')}`;
   if (!set('WORKER_ID')) env['WORKER_ID'] = 'dev-1';
@@ -42,32 +49,72 @@ export async function dev(argv: string[]): Promise<void> {
       const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
       const base = `${host}:${node.port}`;
       const where = config.kafkaServers !== undefined ? 'jobs on Kafka: start `switchyard runner` too' : jobs !== undefined ? 'in-process job runner' : 'no job runner';
-      process.stderr.write(banner(base, token, config.broadcastApiKey ?? '<BROADCAST_API_KEY>', where));
+      process.stderr.write(
+        devBanner({
+          base,
+          token,
+          broadcastKey: config.broadcastApiKey ?? '<BROADCAST_API_KEY>',
+          jobs: where,
+          console: config.console,
+          adminKey: generatedAdminKey ? config.adminApiKey : undefined,
+          generatedSecret,
+        }),
+      );
     });
   });
 }
 
-function banner(base: string, token: string, broadcastKey: string, jobs: string): string {
-  return `
-  Switchyard dev node on ws://${base}/ws  (${jobs}, DEV_TOKENS=true)
+export interface BannerFacts {
+  /** host:port as a browser on this machine reaches it. */
+  base: string;
+  token: string;
+  broadcastKey: string;
+  /** Where jobs run, in words. */
+  jobs: string;
+  console: boolean;
+  /** The admin key, when dev generated it (a key the user set is theirs and is not echoed). */
+  adminKey: string | undefined;
+  /** JWT_SECRET was generated for this run: its tokens die with it. */
+  generatedSecret: boolean;
+}
 
-  1. Connect (token for user "dev-user", valid 24 h):
-       npx -y wscat -c 'ws://${base}/ws?token=${token}'
+/**
+ * What a newcomer reads first. The token appears once, as a shell variable, and every line
+ * after it uses the variable, so copying any of them works once the export has been pasted.
+ */
+export function devBanner(f: BannerFacts): string {
+  const { base } = f;
+  const secretNote = f.generatedSecret
+    ? `\n  JWT_SECRET was generated for this run: set JWT_SECRET to keep tokens valid across restarts.\n`
+    : '';
+  const consoleLines = f.console
+    ? `\n  Console:  http://${base}/console${f.adminKey !== undefined ? `   (admin key: ${f.adminKey})` : '   (admin key: your ADMIN_API_KEY)'}\n`
+    : '';
+  return `
+  Switchyard dev node on ws://${base}/ws  (${f.jobs}, DEV_TOKENS=true)
+
+  Your token (user "dev-user", valid 24 h); paste this line into your shell:
+    export SWITCHYARD_TOKEN='${f.token}' SWITCHYARD_URL='http://${base}'
+${secretNote}${consoleLines}
+  1. Connect:
+       npx -y wscat -c "ws://${base}/ws?token=$SWITCHYARD_TOKEN"
      then type:
        {"type":"subscribe","channel":"demo"}
 
   2. Broadcast to it from another terminal:
-       curl -s -X POST http://${base}/broadcast -H 'Authorization: Bearer ${broadcastKey}' \\
+       curl -s -X POST http://${base}/broadcast -H 'Authorization: Bearer ${f.broadcastKey}' \\
          -H 'Content-Type: application/json' -d '{"channel":"demo","event":"hello","data":{"n":1}}'
 
-  3. Run a demo job and watch it (pick a new job_id each time; "fail":"transient" or
-     "fail":"permanent" in params shows retries and the dead-letter queue):
-       curl -s -X POST http://${base}/jobs -H 'Authorization: Bearer ${token}' \\
+  3. Run a demo job and watch its progress bar ("fail":"transient" or "fail":"permanent" in
+     params shows retries and the dead-letter queue):
+       pnpm switchyard submit --watch --sample S1 --params '{"stages":4,"stage_ms":1000}'
+     or by hand (pick a new job_id each time):
+       curl -s -X POST http://${base}/jobs -H "Authorization: Bearer $SWITCHYARD_TOKEN" \\
          -H 'Content-Type: application/json' -d '{"job_id":"demo-1","sample_id":"S1","params":{"stages":4,"stage_ms":1000}}'
-       npx -y wscat -c 'ws://${base}/ws?token=${token}' \\
+       npx -y wscat -c "ws://${base}/ws?token=$SWITCHYARD_TOKEN" \\
          -x '{"type":"subscribe","job_id":"demo-1","since":0}' -w 30
-     Status: curl -s http://${base}/jobs/demo-1 -H 'Authorization: Bearer ${token}'
-     Cancel: curl -s -X DELETE http://${base}/jobs/demo-1 -H 'Authorization: Bearer ${token}'
+     Status: curl -s http://${base}/jobs/demo-1 -H "Authorization: Bearer $SWITCHYARD_TOKEN"
+     Cancel: curl -s -X DELETE http://${base}/jobs/demo-1 -H "Authorization: Bearer $SWITCHYARD_TOKEN"
 
   More tokens:  curl -s -X POST http://${base}/auth/token -d '{"user_id":"alice","channels":["demo"]}'
   Health:       curl -s http://${base}/health
