@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -84,9 +84,12 @@ describe('startPipeline', () => {
   });
 
   it('SIGKILLs a pipeline that ignores SIGTERM, after the grace', async () => {
-    const exe = script('stubborn.mjs', `process.on('SIGTERM', () => {}); console.log('{"progress":0}'); setInterval(() => {}, 1000);`);
+    // A shell script, not Node: it prints within milliseconds even on a loaded machine, so the
+    // short timeout always lands after the first progress line. SIG_IGN is inherited by `sleep`.
+    const exe = script('stubborn.sh', `#!/bin/sh\ntrap '' TERM\necho '{"progress":0}'\nwhile :; do sleep 1; done\n`);
+    chmodSync(exe, 0o755);
     let started = false;
-    const run = startPipeline(options(exe, { timeoutMs: 300, killGraceMs: 200, onProgress: () => (started = true) }));
+    const run = startPipeline(options(exe, { timeoutMs: 1000, killGraceMs: 200, onProgress: () => (started = true) }));
     const end = await run.done;
     expect(started).toBe(true);
     expect(end).toMatchObject({ timedOut: true, stopped: 'timeout', signal: 'SIGKILL' });
