@@ -328,7 +328,7 @@ export class EdgeNode {
     conn.end(closeCode, code);
   }
 
-  async #onAuthFrame(conn: Connection, token: string, sessionId: string | undefined, ref: Ref | undefined): Promise<void> {
+  async #onAuthFrame(conn: Connection, token: string, sessionId: string | undefined, ref: Ref | undefined, positions?: Record<string, number>): Promise<void> {
     const refreshing = conn.state === 'ready';
     if (!refreshing) conn.state = 'authenticating';
     let claims: Claims;
@@ -342,7 +342,7 @@ export class EdgeNode {
     }
     if (!conn.open) return;
     if (refreshing) return this.#refreshAuth(conn, claims, ref);
-    await this.#completeAuth(conn, claims, sessionId, ref);
+    await this.#completeAuth(conn, claims, sessionId, ref, positions);
   }
 
   /** A fresh token on a live connection: same user, new expiry and rights. */
@@ -356,7 +356,7 @@ export class EdgeNode {
     this.#sendAuthSuccess(conn, false, ref);
   }
 
-  async #completeAuth(conn: Connection, claims: Claims, sessionId: string | undefined, ref: Ref | undefined): Promise<void> {
+  async #completeAuth(conn: Connection, claims: Claims, sessionId: string | undefined, ref: Ref | undefined, positions?: Record<string, number>): Promise<void> {
     clearTimeout(conn.authTimer);
     conn.authTimer = undefined;
     const mine = this.#byUser.get(claims.sub);
@@ -408,8 +408,11 @@ export class EdgeNode {
 
     if (record !== undefined) {
       for (const [channel, position] of Object.entries(record.subscriptions)) {
+        // The client's own position (v1.1 `positions`) beats the recorded one: it is exactly
+        // what it received, where a killed node's record may lag behind or run ahead.
+        const seq = positions !== undefined && Object.hasOwn(positions, channel) ? positions[channel]! : position.seq;
         // Rights are checked again: the new token may grant less than the one that made the session.
-        this.#subscribe(conn, channel, position.seq, undefined, position.epoch).catch((err: unknown) => this.#internal(conn, err, undefined));
+        this.#subscribe(conn, channel, seq, undefined, position.epoch).catch((err: unknown) => this.#internal(conn, err, undefined));
       }
     }
     const queued = conn.queued.splice(0);
@@ -577,7 +580,7 @@ export class EdgeNode {
     this.metrics.count(frame.type, 'in');
     if (conn.state !== 'ready') {
       if (frame.type !== 'auth') return this.#rejectBeforeAuth(conn, `got "${frame.type}"`);
-      void this.#onAuthFrame(conn, frame.token, frame.session_id, frame.ref).catch((err: unknown) => this.#internal(conn, err, frame.ref));
+      void this.#onAuthFrame(conn, frame.token, frame.session_id, frame.ref, frame.positions).catch((err: unknown) => this.#internal(conn, err, frame.ref));
       return;
     }
     this.#dispatch(conn, frame).catch((err: unknown) => this.#internal(conn, err, frame.ref));

@@ -10,6 +10,11 @@ export interface AuthFrame {
   type: 'auth';
   token: string;
   session_id?: string;
+  /**
+   * v1.1: channel → the last seq the client received. On a resume, each named channel of the
+   * session replays from right after it instead of from the position the server recorded.
+   */
+  positions?: Record<string, number>;
   ref?: Ref;
 }
 export interface SubscribeFrame {
