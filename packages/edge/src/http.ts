@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import type { HttpRequest, HttpResponse } from './uws.js';
 
 /** What a route answers; written in one corked call so headers and body leave together. */
@@ -149,4 +150,12 @@ export function parseJsonBody(info: RequestInfo): Record<string, unknown> {
 export function bearer(authorization: string): string | undefined {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
   return match?.[1];
+}
+
+/** Constant-time comparison of a configured API key with a presented one. */
+export function keyMatches(expected: string | undefined, presented: string | undefined): boolean {
+  if (expected === undefined || presented === undefined) return false;
+  const a = Buffer.from(expected);
+  const b = Buffer.from(presented);
+  return a.length === b.length && timingSafeEqual(a, b);
 }

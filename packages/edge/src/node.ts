@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import { BrokerUnavailableError, type Broker, type BrokerEvent, type ChannelPosition, type HistoryPage } from '@switchyard/broker';
 import {
   CloseCode,
@@ -19,7 +18,7 @@ import { createVerifier, mintToken, type Claims, type TokenVerifier } from './au
 import type { EdgeConfig } from './config.js';
 import { Connection, type JoinState, type SocketData } from './connection.js';
 import { AuthError } from './errors.js';
-import { HttpError, bearer, parseJsonBody, route, writeReply, type HttpReply, type RequestInfo } from './http.js';
+import { HttpError, bearer, keyMatches, parseJsonBody, route, writeReply, type HttpReply, type RequestInfo } from './http.js';
 import { EdgeMetrics } from './metrics.js';
 import { canPublish, canSubscribe } from './permissions.js';
 import { planShed } from './rebalance.js';
@@ -27,6 +26,7 @@ import { SlowLane, coalesceKey } from './coalesce.js';
 import { newSessionId, type SessionRecord, type SessionStore, type WorkerRegistry } from '@switchyard/sessions';
 import { createClusterParts } from './cluster.js';
 import { createEdgeJobs, registerJobRoutes } from './jobs.js';
+import { EdgePresence } from './presence.js';
 import { loadUws, type HttpRequest, type HttpResponse, type TemplatedApp, type WebSocket, type us_listen_socket, type us_socket_context_t, type WebSocketBehavior } from './uws.js';
 
 /** Frames up to this size still reach the edge to be answered `too_large` + 1009. */
@@ -104,6 +104,7 @@ export class EdgeNode {
   readonly #jobs: JobAccess | undefined;
   readonly registry: WorkerRegistry;
   readonly #verifier: TokenVerifier;
+  readonly #presence: EdgePresence;
   readonly #conns = new Set<Connection>();
   readonly #byId = new Map<string, Connection>();
   readonly #byUser = new Map<string, Set<Connection>>();
@@ -141,6 +142,14 @@ export class EdgeNode {
     this.metrics = new EdgeMetrics(config.workerId);
     this.#jobs = deps.jobs ?? createEdgeJobs(config, this.broker, this.log, this.metrics);
     this.#verifier = createVerifier(config);
+    this.#presence = new EdgePresence({
+      config,
+      broker: this.broker,
+      log: this.log,
+      metrics: this.metrics,
+      verifier: this.#verifier,
+      mayRead: (claims, channel) => this.#mayRead(claims, channel),
+    });
   }
 
   get port(): number {
@@ -193,6 +202,8 @@ export class EdgeNode {
     this.broker.setListener((event) => this.#deliver(event));
     this.broker.onReset((channel, position) => this.#announceReset(channel, position));
     this.broker.onNodeMessage((payload) => this.#onNodeMessage(payload));
+    this.broker.onSignal((channel, frame) => this.#signal(channel, frame));
+    this.#presence.start();
 
     await new Promise<void>((resolve, reject) => {
       app.listen(c.host, c.port, (socket) => {
@@ -609,6 +620,11 @@ export class EdgeNode {
         return this.#direct(conn, frame.to, frame.data, frame.ref);
       case 'cancel':
         return this.#cancel(conn, frame.job_id, frame.ref);
+      case 'presence': {
+        const reply = await this.#presence.frame(conn, frame.channel, frame.ref);
+        if (conn.open) conn.send(reply);
+        return;
+      }
     }
   }
 
@@ -648,8 +664,8 @@ export class EdgeNode {
         const position = await this.broker.position(channel);
         return result({ success: true, seq: position.seq });
       }
-      // A repeated subscribe with `since` asks for a replay: rejoin from that point.
-      this.#leave(conn, channel);
+      // A repeated subscribe with `since` asks for a replay: rejoin from that point (presence stays).
+      this.#leave(conn, channel, true);
     }
     await this.#join(conn, channel, since, ref, epoch, withSnapshot);
   }
@@ -800,6 +816,7 @@ export class EdgeNode {
       conn.session.subscriptions[channel] = { seq: last, epoch: at.epoch };
       this.#saveSession(conn.session);
     }
+    this.#presence.joined(conn, channel);
   }
 
   /** A join waiting for the live stream ends without completing (unsubscribe, close): its broker interest goes. */
@@ -848,8 +865,9 @@ export class EdgeNode {
   }
 
   /** Drops a channel from a connection, live or joining; false when it had neither. */
-  #leave(conn: Connection, channel: string): boolean {
+  #leave(conn: Connection, channel: string, rejoining = false): boolean {
     if (conn.subscriptions.delete(channel)) {
+      if (!rejoining) this.#presence.left(conn, channel);
       if (conn.open) conn.ws!.unsubscribe(channel);
       this.broker.unsubscribe(channel);
       if (conn.session !== undefined) delete conn.session.subscriptions[channel];
@@ -958,6 +976,17 @@ export class EdgeNode {
       }
       return null;
     }
+  }
+
+  /** A frame without a seq for a channel's subscribers here (presence join/leave): not for joiners, not replayed. */
+  #signal(channel: string, frame: string): void {
+    const app = this.#app;
+    if (app === undefined) return;
+    const n = app.numSubscribers(channel);
+    if (n > 0) app.publish(channel, frame, false, false);
+    const slow = this.#slowMembers.get(channel);
+    if (slow !== undefined) for (const conn of slow) if (conn.open) conn.send(frame);
+    this.metrics.count('presence_signal', 'out', n + (slow?.size ?? 0));
   }
 
   /** Subscribers of a channel whose stream could not be kept gap-free learn it here. */
@@ -1078,6 +1107,7 @@ export class EdgeNode {
       this.registry.removeConnection(conn.id, conn.userId);
     }
     for (const channel of conn.subscriptions) this.broker.unsubscribe(channel);
+    this.#presence.closed(conn);
     for (const [channel, join] of conn.joining) {
       // A join waiting for the live stream had sent up to there: the session resumes from it.
       if (join.waiting !== undefined && conn.session !== undefined) conn.session.subscriptions[channel] = { seq: join.waiting.sent, epoch: join.waiting.epoch };
@@ -1285,6 +1315,7 @@ export class EdgeNode {
     app.get('/stats', route(() => ({ status: 200, body: this.stats() }), common));
     app.post('/broadcast', route((info) => this.#broadcast(info), common, bodyLimit));
     app.post('/auth/token', route((info) => this.#mintToken(info), common, bodyLimit));
+    app.get('/presence/*', route((info) => this.#presence.http(info), common));
     registerJobRoutes(app, { jobs: this.#jobs, verifier: this.#verifier, metrics: this.metrics, maxJobBytes: this.config.maxJobBytes }, common);
     app.any('/*', route((info) => {
       throw new HttpError(404, ErrorCode.NotFound, `no route for ${info.method.toUpperCase()} ${info.url}`);
@@ -1479,6 +1510,7 @@ export class EdgeNode {
     clearInterval(this.#pingTimer);
     clearInterval(this.#pressureTimer);
     clearInterval(this.#rebalanceTimer);
+    this.#presence.stop();
     this.#rebalanceTimer = undefined;
     this.#pingTimer = undefined;
     this.#pressureTimer = undefined;
@@ -1504,14 +1536,6 @@ export class EdgeNode {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Constant-time comparison of a configured API key with a presented one. */
-function keyMatches(expected: string | undefined, presented: string | undefined): boolean {
-  if (expected === undefined || presented === undefined) return false;
-  const a = Buffer.from(expected);
-  const b = Buffer.from(presented);
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 export { jobChannel };

@@ -59,7 +59,15 @@ export interface CancelFrame {
   ref?: Ref;
 }
 
+/** v1.1: who is in a presence channel (PRESENCE_CHANNELS); answered `presence_result`. */
+export interface PresenceFrame {
+  type: 'presence';
+  channel: string;
+  ref?: Ref;
+}
+
 export type ClientFrame =
+  | PresenceFrame
   | AuthFrame
   | SubscribeFrame
   | UnsubscribeFrame

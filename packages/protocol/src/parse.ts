@@ -83,10 +83,11 @@ export function validateClientFrame(value: Obj): ParseResult {
     }
 
     case 'subscribe':
-    case 'unsubscribe': {
+    case 'unsubscribe':
+    case 'presence': {
       const channel = readChannel(value);
       if (typeof channel !== 'string') return fail(channel.code, channel.error, ref, type);
-      if (type === 'unsubscribe') return ok({ type, channel, ...(ref !== undefined && { ref }) });
+      if (type !== 'subscribe') return ok({ type, channel, ...(ref !== undefined && { ref }) });
       const since = value['since'];
       if (since !== undefined && since !== null && !(Number.isSafeInteger(since) && (since as number) >= 0)) {
         return fail(ErrorCode.BadFrame, '"since" must be a non-negative integer', ref, type);
