@@ -215,6 +215,42 @@ function clusterSuite(name: string, backend: () => Promise<{ env: Record<string,
   });
 }
 
+describe('presence heals after Redis lost its data', () => {
+  let redis: RedisServer;
+  const started: EdgeProcess[] = [];
+  const clients: TestClient[] = [];
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    for (const c of clients.splice(0)) c.close();
+    await Promise.all(started.splice(0).map((e) => e.stop()));
+    await redis?.stop();
+  });
+
+  it('every node puts its users back after a Redis restart', async () => {
+    const nodes = await Promise.all(
+      ['ha', 'hb'].map((id) => startEdge({ REDIS_URL: redis.url, ...PRESENCE_ENV, PRESENCE_MAX_USERS: '10', WORKER_ID: id, PRESENCE_TTL_S: '2', HEARTBEAT_MS: '300' })),
+    );
+    started.push(...nodes);
+    const [a, b] = nodes as [EdgeProcess, EdgeProcess];
+    clients.push(await member(a, 'hx', 'room:heal', { n: 1 }), await member(b, 'hy', 'room:heal'), await member(b, 'hy', 'room:heal'));
+    const full = { count: 2, connections: 3, users: [{ user_id: 'hx', connections: 1, info: { n: 1 } }, { user_id: 'hy', connections: 2 }] };
+    await waitFor(async () => ((await httpPresence(b, 'room:heal', KEY)).body['count'] === 2 ? true : undefined), 10_000, 'both present');
+    expect((await httpPresence(a, 'room:heal', KEY)).body).toMatchObject(full);
+    await redis.restart(200);
+    await waitFor(
+      async () => {
+        const r = await httpPresence(a, 'room:heal', KEY).catch(() => undefined);
+        return r?.status === 200 && r.body['count'] === 2 && r.body['connections'] === 3 ? true : undefined;
+      },
+      20_000,
+      'presence restored after the restart',
+    );
+    expect((await httpPresence(b, 'room:heal', KEY)).body).toMatchObject(full);
+  });
+});
+
 clusterSuite('presence on three nodes and one Redis', async () => {
   const redis: RedisServer = await startRedis();
   return { env: { REDIS_URL: redis.url }, stop: () => redis.stop() };

@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { PublishTarget } from './broker.js';
 import { BrokerUnavailableError } from './errors.js';
-import { joinFrame, leaveFrame, leavePrefix, type PresenceSnapshot, type PresenceStore, type PresenceUser } from './presence.js';
+import { joinFrame, joinPrefix, leaveFrame, leavePrefix, type PresenceSnapshot, type PresenceStore, type PresenceUser } from './presence.js';
 
 /**
  * Presence keys of channel C, all tagged `{C}` like the broker's, so on a Redis Cluster they share
@@ -107,6 +107,46 @@ return 0
 `;
 
 /**
+ * KEYS: pu, pi, pc, pz, pn:<node>. ARGV: node, deadline ms, key ttl ms, pubsub, sharded, join
+ * prefix, leave prefix, then (user, connections, info or '') for each of the node's users.
+ * Replaces the node's entries, moving each user's total by the difference.
+ */
+const SYNC_LUA = `${PUBLISH_LUA}
+local old = {}
+local flat = redis.call('HGETALL', KEYS[5])
+for i = 1, #flat, 2 do old[flat[i]] = tonumber(flat[i + 1]) end
+redis.call('DEL', KEYS[5])
+local function move(user, d, info)
+  if d == 0 then return end
+  local total = redis.call('HINCRBY', KEYS[1], user, d)
+  redis.call('INCRBY', KEYS[3], d)
+  if total <= 0 then
+    redis.call('HDEL', KEYS[1], user)
+    redis.call('HDEL', KEYS[2], user)
+    sy_signal(ARGV[4], ARGV[5], ARGV[7] .. cjson.encode(user) .. '}')
+  elseif total == d then
+    local extra = ''
+    if info ~= '' then extra = ',"info":' .. info end
+    sy_signal(ARGV[4], ARGV[5], ARGV[6] .. cjson.encode(user) .. extra .. '}')
+  end
+end
+for i = 8, #ARGV, 3 do
+  local user = ARGV[i]
+  local n = tonumber(ARGV[i + 1])
+  redis.call('HSET', KEYS[5], user, n)
+  if ARGV[i + 2] ~= '' then redis.call('HSET', KEYS[2], user, ARGV[i + 2]) end
+  move(user, n - (old[user] or 0), ARGV[i + 2])
+  old[user] = nil
+end
+for user, n in pairs(old) do
+  if n > 0 then move(user, -n, '') end
+end
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
+for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+return 0
+`;
+
+/**
  * KEYS: pu, pi, pc, pz. ARGV: reap args (5), max users. Returns {count, connections, {user, n, ...}, {info, ...}};
  * an info of false is none. Past max users an HSCAN stops once it has enough.
  */
@@ -146,6 +186,7 @@ interface PresenceScripts {
   syPresenceJoin(...args: (string | number)[]): Promise<number>;
   syPresenceLeave(...args: (string | number)[]): Promise<number>;
   syPresenceHeartbeat(...args: (string | number)[]): Promise<number>;
+  syPresenceSync(...args: (string | number)[]): Promise<number>;
   syPresenceGet(...args: (string | number)[]): Promise<[number, number | string, string[], (string | null)[]]>;
 }
 
@@ -172,6 +213,7 @@ export class RedisPresence implements PresenceStore {
     client.defineCommand('syPresenceLeave', { numberOfKeys: 5, lua: LEAVE_LUA });
     client.defineCommand('syPresenceHeartbeat', { numberOfKeys: 5, lua: HEARTBEAT_LUA });
     client.defineCommand('syPresenceGet', { numberOfKeys: 4, lua: GET_LUA });
+    client.defineCommand('syPresenceSync', { numberOfKeys: 5, lua: SYNC_LUA });
     this.#client = client as Client & PresenceScripts;
   }
 
@@ -226,6 +268,13 @@ export class RedisPresence implements PresenceStore {
       this.#client.syPresenceHeartbeat(...keys, ...this.#reapArgs(channel, pn, pubsub, sharded, now), this.#o.nodeId, this.#deadline(now), this.#keyTtlMs),
     );
     return r === 0 ? 'ok' : 'lost';
+  }
+
+  async sync(channel: string, users: readonly PresenceUser[]): Promise<void> {
+    const { keys, pubsub, sharded } = this.#keys(channel);
+    const args: (string | number)[] = [this.#o.nodeId, this.#deadline(Date.now()), this.#keyTtlMs, pubsub, sharded, joinPrefix(channel), leavePrefix(channel)];
+    for (const u of users) if (u.connections > 0) args.push(u.user_id, u.connections, u.infoJson ?? '');
+    await this.#run('sync', channel, () => this.#client.syPresenceSync(...keys, ...args));
   }
 
   async get(channel: string, maxUsers: number): Promise<PresenceSnapshot> {

@@ -42,10 +42,20 @@ export interface PresenceStore {
    * doing so. 'lost': this node's own entries had been cleared (it was too slow): restore them.
    */
   heartbeat(channel: string): Promise<'ok' | 'lost'>;
+  /**
+   * Makes this node's entries of `channel` exactly `users` (after the store gave the node up, or
+   * after a join or leave that could not be recorded), announcing who joined or left by it.
+   */
+  sync(channel: string, users: readonly PresenceUser[]): Promise<void>;
+}
+
+/** A `join` frame is this prefix, the JSON string of the user id, `,"info":<info>` when there is one, and `}`. */
+export function joinPrefix(channel: string): string {
+  return `{"type":"join","channel":${JSON.stringify(channel)},"user_id":`;
 }
 
 export function joinFrame(channel: string, userId: string, infoJson: string | undefined): string {
-  return `{"type":"join","channel":${JSON.stringify(channel)},"user_id":${JSON.stringify(userId)}${infoJson === undefined ? '' : `,"info":${infoJson}`}}`;
+  return `${joinPrefix(channel)}${JSON.stringify(userId)}${infoJson === undefined ? '' : `,"info":${infoJson}`}}`;
 }
 
 /** A `leave` frame is this prefix, the JSON string of the user id, and `}`. */
@@ -118,5 +128,16 @@ export class MemoryPresence implements PresenceStore {
   /** One process: nothing can die without it. */
   async heartbeat(): Promise<'ok'> {
     return 'ok';
+  }
+
+  /** A single node holds every entry: `users` replaces them all. */
+  async sync(channel: string, users: readonly PresenceUser[]): Promise<void> {
+    const before = this.#channels.get(channel) ?? new Map<string, MemoryEntry>();
+    const after = new Map<string, MemoryEntry>();
+    for (const u of users) if (u.connections > 0) after.set(u.user_id, { connections: u.connections, infoJson: u.infoJson });
+    if (after.size > 0) this.#channels.set(channel, after);
+    else this.#channels.delete(channel);
+    for (const [id, e] of after) if (!before.has(id)) this.#signal(channel, joinFrame(channel, id, e.infoJson));
+    for (const id of before.keys()) if (!after.has(id)) this.#signal(channel, leaveFrame(channel, id));
   }
 }

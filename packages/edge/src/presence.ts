@@ -43,7 +43,9 @@ export class EdgePresence {
   readonly #local = new Map<string, Map<string, LocalUser>>();
   /** Presence channels each connection counts in. */
   readonly #byConn = new Map<Connection, Set<string>>();
-  readonly #restoring = new Set<string>();
+  /** Channels whose store entries may differ from #local (the node was given up, or a write failed): synced at the next beat. */
+  readonly #dirty = new Set<string>();
+  readonly #syncing = new Set<string>();
   readonly #heartbeatMs: number;
   #timer: NodeJS.Timeout | undefined;
 
@@ -102,7 +104,7 @@ export class EdgePresence {
     }
     this.#store.join(channel, conn.userId, infoJson, 1, fresh).then(
       (outcome) => {
-        if (outcome === 'lost') void this.#restore(channel);
+        if (outcome === 'lost') void this.#sync(channel, 'this node had been given up');
       },
       (err: unknown) => this.#failed('join', channel, err),
     );
@@ -137,7 +139,7 @@ export class EdgePresence {
     try {
       snapshot = await this.#store.get(channel, this.#d.config.presenceMaxUsers);
     } catch (err) {
-      this.#failed('query', channel, err);
+      this.#d.log.warn({ err: (err as Error)?.message, channel }, 'presence query failed');
       return encodeError(ErrorCode.Unavailable, 'presence is unavailable right now', ref);
     }
     return `{"type":"presence_result",${body(channel, snapshot)}${ref === undefined ? '' : `,"ref":${JSON.stringify(ref)}`}}`;
@@ -168,17 +170,19 @@ export class EdgePresence {
     try {
       snapshot = await this.#store.get(channel, this.#d.config.presenceMaxUsers);
     } catch (err) {
-      this.#failed('query', channel, err);
+      this.#d.log.warn({ err: (err as Error)?.message, channel }, 'presence query failed');
       throw new HttpError(503, ErrorCode.Unavailable, 'presence is unavailable right now');
     }
     return { status: 200, body: `{${body(channel, snapshot)}}`, contentType: 'application/json' };
   }
 
   #beat(): void {
+    for (const channel of this.#dirty) void this.#sync(channel, 'a presence write had failed');
     for (const channel of this.#local.keys()) {
+      if (this.#dirty.has(channel)) continue;
       this.#store.heartbeat(channel).then(
         (outcome) => {
-          if (outcome === 'lost') void this.#restore(channel);
+          if (outcome === 'lost') void this.#sync(channel, 'this node had been given up');
         },
         (err: unknown) => this.#failed('heartbeat', channel, err),
       );
@@ -186,28 +190,28 @@ export class EdgePresence {
   }
 
   /**
-   * The store gave this node up (its heartbeat came too late; its users were announced as gone):
-   * put back everyone it holds, which announces them again.
+   * Makes the store's entries of this node in `channel` what this node holds (announcing who
+   * joined or left by it): after the store gave the node up (its heartbeat came too late, its
+   * users were announced gone), or after a write failed (Redis away).
    */
-  async #restore(channel: string): Promise<void> {
-    if (this.#restoring.has(channel)) return;
-    this.#restoring.add(channel);
+  async #sync(channel: string, why: string): Promise<void> {
+    if (this.#syncing.has(channel)) return;
+    this.#syncing.add(channel);
+    this.#dirty.delete(channel);
     try {
-      const users = [...(this.#local.get(channel) ?? [])];
-      this.#d.log.warn({ channel, users: users.length }, 'presence: this node had been given up; restoring its users');
-      let fresh = true;
-      for (const [userId, user] of users) {
-        await this.#store.join(channel, userId, user.infoJson, user.connections, fresh);
-        fresh = false;
-      }
+      const users = [...(this.#local.get(channel) ?? [])].map(([user_id, u]) => ({ user_id, connections: u.connections, ...(u.infoJson !== undefined && { infoJson: u.infoJson }) }));
+      this.#d.log.warn({ channel, users: users.length, why }, 'presence: syncing this node’s entries');
+      await this.#store.sync(channel, users);
     } catch (err) {
-      this.#failed('restore', channel, err);
+      this.#failed('sync', channel, err);
     } finally {
-      this.#restoring.delete(channel);
+      this.#syncing.delete(channel);
     }
   }
 
   #failed(what: string, channel: string, err: unknown): void {
+    // Whatever was not recorded is put right by a sync at the next beat.
+    this.#dirty.add(channel);
     this.#d.metrics.count('presence_error', 'out');
     this.#d.log.warn({ err: (err as Error)?.message, channel }, `presence ${what} failed`);
   }
