@@ -81,7 +81,8 @@ export class MemoryPresence implements PresenceStore {
     this.#signal = signal;
   }
 
-  async join(channel: string, userId: string, infoJson: string | undefined, n: number): Promise<'joined' | 'ok'> {
+  /** `fresh` does not matter here: a lone node is never given up. */
+  async join(channel: string, userId: string, infoJson: string | undefined, n: number, _fresh = true): Promise<'joined' | 'ok'> {
     let users = this.#channels.get(channel);
     if (users === undefined) {
       users = new Map();

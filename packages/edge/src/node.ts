@@ -142,14 +142,8 @@ export class EdgeNode {
     this.metrics = new EdgeMetrics(config.workerId);
     this.#jobs = deps.jobs ?? createEdgeJobs(config, this.broker, this.log, this.metrics);
     this.#verifier = createVerifier(config);
-    this.#presence = new EdgePresence({
-      config,
-      broker: this.broker,
-      log: this.log,
-      metrics: this.metrics,
-      verifier: this.#verifier,
-      mayRead: (claims, channel) => this.#mayRead(claims, channel),
-    });
+    const mayRead = (claims: Claims, channel: string) => this.#mayRead(claims, channel);
+    this.#presence = new EdgePresence({ config, broker: this.broker, log: this.log, metrics: this.metrics, verifier: this.#verifier, mayRead });
   }
 
   get port(): number {
