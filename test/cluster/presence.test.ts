@@ -191,6 +191,31 @@ function clusterSuite(name: string, backend: () => Promise<{ env: Record<string,
       }
     });
 
+    it('truncation, forbidden and the HTTP query’s key on a cluster', async () => {
+      const tag = name.length;
+      const [a, b] = (await Promise.all([
+        startEdge({ ...env, ...PRESENCE_ENV, PRESENCE_MAX_USERS: '10', WORKER_ID: `ta${tag}`, PRESENCE_TTL_S: String(TTL_S), HEARTBEAT_MS: '300' }),
+        startEdge({ ...env, ...PRESENCE_ENV, PRESENCE_MAX_USERS: '2', WORKER_ID: `tb${tag}`, PRESENCE_TTL_S: String(TTL_S), HEARTBEAT_MS: '300' }),
+      ])) as [EdgeProcess, EdgeProcess];
+      started.push(a, b);
+      const channel = `big:t${tag}`;
+      for (const [edge, sub] of [[a, 't1'], [b, 't2'], [a, 't3'], [b, 't4'], [a, 't5']] as const) clients.push(await member(edge, sub, channel));
+      await waitFor(async () => ((await httpPresence(a, channel, KEY)).body['count'] === 5 ? true : undefined), 10_000, 'five present');
+      const small = await clients[1]!.request({ type: 'presence', channel });
+      expect(small).toMatchObject({ type: 'presence_result', count: 5, connections: 5, truncated: true });
+      expect(small['users']).toHaveLength(2);
+      const viaHttp = await httpPresence(b, channel, KEY);
+      expect(viaHttp).toMatchObject({ status: 200, body: { channel, count: 5, connections: 5, truncated: true } });
+      expect(viaHttp.body['users']).toHaveLength(2);
+      expect(viaHttp.body).not.toHaveProperty('type');
+      expect(await httpPresence(a, channel, KEY)).toMatchObject({ status: 200, body: { count: 5, truncated: false } });
+      expect((await httpPresence(a, channel)).status).toBe(401);
+      expect((await httpPresence(b, channel, 'wrong')).status).toBe(401);
+      const { client: outsider } = await connect(b.url, await hsToken({ sub: 'outsider', channels: ['plain:*'] }));
+      clients.push(outsider);
+      expect(await outsider.request({ type: 'presence', channel, ref: 'x' })).toMatchObject({ type: 'error', code: 'forbidden', ref: 'x' });
+    });
+
     it('a node that stops heartbeating presence is given up, then restores its users when it comes back', async () => {
       const tag = name.length;
       const [a, b] = (await Promise.all(
