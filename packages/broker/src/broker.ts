@@ -61,6 +61,8 @@ export interface BrokerHealth {
 
 export type BrokerListener = (event: BrokerEvent) => void;
 
+export type SignalListener = (channel: string, frame: string) => void;
+
 /**
  * Called when a channel's delivery could not be kept gap-free (history reset or trimmed
  * past what was missed): subscribers should be told their stream was not recovered.
@@ -76,6 +78,13 @@ export interface Broker {
   sendToNode(nodeId: string, payload: string): Promise<void>;
   /** The sink for this node's inbox. */
   onNodeMessage(listener: (payload: string) => void): void;
+  /**
+   * The sink for frames sent to a channel's subscribers without a seq (presence `join`/`leave`):
+   * never in history, never checked against seqs. Only for channels this node is subscribed to.
+   */
+  onSignal(listener: SignalListener): void;
+  /** Sends such a frame to every node subscribed to `channel`. */
+  signal(channel: string, frame: string): Promise<void>;
   /** Assigns the next seq, stores the event in history and fans it out to every interested node. */
   publish(request: PublishRequest): Promise<BrokerEvent>;
   /** Reference-counted: the node receives the channel while at least one local subscriber wants it. */

@@ -11,6 +11,7 @@ import {
   type ChannelPosition,
   type HistoryPage,
   type PublishRequest,
+  type SignalListener,
 } from './broker.js';
 
 /** How often expired channel histories are reclaimed. */
@@ -64,6 +65,16 @@ export class MemoryBroker implements Broker {
 
   onNodeMessage(listener: (payload: string) => void): void {
     this.#inbox = listener;
+  }
+
+  #signal: SignalListener = () => {};
+
+  onSignal(listener: SignalListener): void {
+    this.#signal = listener;
+  }
+
+  async signal(channel: string, frame: string): Promise<void> {
+    if ((this.#interest.get(channel) ?? 0) > 0) this.#signal(channel, frame);
   }
 
   async publish(request: PublishRequest): Promise<BrokerEvent> {

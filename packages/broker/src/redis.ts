@@ -13,6 +13,7 @@ import {
   type PublishRequest,
   type PublishTarget,
   type ResetListener,
+  type SignalListener,
 } from './broker.js';
 import { BrokerUnavailableError } from './errors.js';
 import { newEpoch } from './memory.js';
@@ -265,6 +266,22 @@ export class RedisBroker implements Broker {
     this.#inboxListener = listener;
   }
 
+  #signalListener: SignalListener = () => {};
+
+  onSignal(listener: SignalListener): void {
+    this.#signalListener = listener;
+  }
+
+  async signal(channel: string, frame: string): Promise<void> {
+    const pubsub = this.#keys(channel)[2];
+    try {
+      if (this.#sharded) await (this.#cmd as Cluster).spublish(pubsub, `~${frame}`);
+      else await (this.#cmd as Redis).publish(pubsub, `~${frame}`);
+    } catch (err) {
+      throw new BrokerUnavailableError(`signal to ${channel} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
   #keys(channel: string): [meta: string, hist: string, pubsub: string] {
     const tag = `${this.#prefix}:{${channel}}`;
     return [`${tag}:m`, `${tag}:h`, tag];
@@ -401,6 +418,11 @@ export class RedisBroker implements Broker {
     const st = this.#channels.get(channel);
     if (st === undefined) return;
     const text = message.toString();
+    // `~<frame>`: a frame without a seq (presence join/leave), outside the seq check.
+    if (text.charCodeAt(0) === 126) {
+      this.#signalListener(channel, text.slice(1));
+      return;
+    }
     const a = text.indexOf(':');
     const b = text.indexOf(':', a + 1);
     const c = text.indexOf(':', b + 1);

@@ -247,6 +247,20 @@ export class SwitchyardClient {
     return [...this.#channels.keys()];
   }
 
+  /**
+   * What a resume sends as `positions` (v1.1): the last seq handed to the application per
+   * channel, so the server replays each channel from exactly there — every event once, even
+   * after the node that held the session was killed before it could record where we stood.
+   */
+  #positions(): Record<string, number> | undefined {
+    let positions: Record<string, number> | undefined;
+    for (const [name, entry] of this.#channels) {
+      const seq = entry.stream.lastSeq;
+      if (seq !== undefined) (positions ??= {})[name] = seq;
+    }
+    return positions;
+  }
+
   /** The seq of the last event of `channel` handed to the application. */
   lastSeq(channel: string): number | undefined {
     return this.#channels.get(channel)?.stream.lastSeq;
@@ -406,7 +420,11 @@ export class SwitchyardClient {
     ws.onopen = () => {
       if (this.#attempt !== attempt) return;
       const frame: ClientFrame = { type: 'auth', token };
-      if (this.#o.resume && this.#sessionId !== undefined) frame.session_id = this.#sessionId;
+      if (this.#o.resume && this.#sessionId !== undefined) {
+        frame.session_id = this.#sessionId;
+        const positions = this.#positions();
+        if (positions !== undefined) frame.positions = positions;
+      }
       this.#write(attempt, frame);
     };
     ws.onmessage = (message) => {

@@ -13,7 +13,7 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
 // ───────────────────────────── client → server ─────────────────────────────
 
 export type ClientFrame =
-  | { type: 'auth'; token: string; session_id?: string; ref?: Ref }
+  | { type: 'auth'; token: string; session_id?: string; positions?: Record<string, number>; ref?: Ref }
   | { type: 'subscribe'; channel: string; since?: number; ref?: Ref }
   | { type: 'unsubscribe'; channel: string; ref?: Ref }
   | { type: 'publish'; channel: string; event: string; data: Json; ref?: Ref }

@@ -21,7 +21,12 @@ export interface Claims {
   readonly permissions: readonly string[];
   readonly channels: readonly string[];
   readonly publish: readonly string[];
+  /** The `info` claim (a JSON object of at most MAX_INFO_BYTES) as JSON text, for presence; absent when larger or not an object. */
+  readonly infoJson?: string;
 }
+
+/** Largest `info` claim kept for presence (PROTOCOL.md §9); a larger one is ignored. */
+export const MAX_INFO_BYTES = 1024;
 
 export interface TokenVerifier {
   verify(token: string): Promise<Claims>;
@@ -179,7 +184,15 @@ function readClaims(payload: JWTPayload): Claims {
     permissions: stringArray(payload, 'permissions'),
     channels: stringArray(payload, 'channels'),
     publish: stringArray(payload, 'publish'),
+    ...infoClaim(payload),
   };
+}
+
+function infoClaim(payload: JWTPayload): { infoJson?: string } {
+  const info = payload['info'];
+  if (typeof info !== 'object' || info === null || Array.isArray(info)) return {};
+  const json = JSON.stringify(info);
+  return Buffer.byteLength(json) <= MAX_INFO_BYTES ? { infoJson: json } : {};
 }
 
 function toAuthError(err: unknown): AuthError {

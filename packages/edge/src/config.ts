@@ -58,6 +58,9 @@ export const edgeSettings = {
   rebalanceThreshold: num('REBALANCE_THRESHOLD', 0.1, 'shed only above mean × (1 + this)', { min: 0 }),
   rebalanceMaxPerS: int('REBALANCE_MAX_PER_S', 50, 'most clients shed per second', { min: 1 }),
   rebalanceMinConnections: int('REBALANCE_MIN_CONNECTIONS', 20, 'a node with fewer connections never sheds', { min: 0 }),
+  presenceChannels: list('PRESENCE_CHANNELS', 'comma list of channel patterns (`*` wildcards) that keep cluster-wide presence (`presence`, `join`/`leave`, `GET /presence/<channel>`); unset: none'),
+  presenceTtlS: int('PRESENCE_TTL_S', 30, 'seconds within which a dead node’s users leave presence (its entries are refreshed 4 times per this)', { min: 1 }),
+  presenceMaxUsers: int('PRESENCE_MAX_USERS', 1000, 'most users one presence answer lists (more: `truncated: true`)', { min: 0 }),
   readyRedisGraceMs: int('READY_REDIS_GRACE_MS', 10_000, '/ready turns 503 once Redis has been unreachable this long', { min: 0 }),
 } as const;
 

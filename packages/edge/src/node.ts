@@ -29,6 +29,7 @@ import { createClusterParts } from './cluster.js';
 import { createEdgeJobs, registerJobRoutes } from './jobs.js';
 import { registerConsoleRoutes } from './console/admin.js';
 import { NodeSampler } from './console/sampler.js';
+import { EdgePresence } from './presence.js';
 import { loadUws, type HttpRequest, type HttpResponse, type TemplatedApp, type WebSocket, type us_listen_socket, type us_socket_context_t, type WebSocketBehavior } from './uws.js';
 
 /** Frames up to this size still reach the edge to be answered `too_large` + 1009. */
@@ -110,6 +111,7 @@ export class EdgeNode {
   readonly #jobs: JobAccess | undefined;
   readonly registry: WorkerRegistry;
   readonly #verifier: TokenVerifier;
+  readonly #presence: EdgePresence;
   readonly #conns = new Set<Connection>();
   readonly #byId = new Map<string, Connection>();
   readonly #byUser = new Map<string, Set<Connection>>();
@@ -153,6 +155,8 @@ export class EdgeNode {
     this.metrics.trackBroker(() => this.broker.health());
     this.#jobs = deps.jobs ?? createEdgeJobs(config, this.broker, this.log, this.metrics);
     this.#verifier = createVerifier(config);
+    const mayRead = (claims: Claims, channel: string) => this.#mayRead(claims, channel);
+    this.#presence = new EdgePresence({ config, broker: this.broker, log: this.log, metrics: this.metrics, verifier: this.#verifier, mayRead });
   }
 
   get port(): number {
@@ -205,6 +209,8 @@ export class EdgeNode {
     this.broker.setListener((event) => this.#deliver(event));
     this.broker.onReset((channel, position) => this.#announceReset(channel, position));
     this.broker.onNodeMessage((payload) => this.#onNodeMessage(payload));
+    this.broker.onSignal((channel, frame) => this.#signal(channel, frame));
+    this.#presence.start();
 
     await new Promise<void>((resolve, reject) => {
       app.listen(c.host, c.port, (socket) => {
@@ -341,7 +347,7 @@ export class EdgeNode {
     conn.end(closeCode, code);
   }
 
-  async #onAuthFrame(conn: Connection, token: string, sessionId: string | undefined, ref: Ref | undefined): Promise<void> {
+  async #onAuthFrame(conn: Connection, token: string, sessionId: string | undefined, ref: Ref | undefined, positions?: Record<string, number>): Promise<void> {
     const refreshing = conn.state === 'ready';
     if (!refreshing) conn.state = 'authenticating';
     let claims: Claims;
@@ -355,7 +361,7 @@ export class EdgeNode {
     }
     if (!conn.open) return;
     if (refreshing) return this.#refreshAuth(conn, claims, ref);
-    await this.#completeAuth(conn, claims, sessionId, ref);
+    await this.#completeAuth(conn, claims, sessionId, ref, positions);
   }
 
   /** A fresh token on a live connection: same user, new expiry and rights. */
@@ -369,7 +375,7 @@ export class EdgeNode {
     this.#sendAuthSuccess(conn, false, ref);
   }
 
-  async #completeAuth(conn: Connection, claims: Claims, sessionId: string | undefined, ref: Ref | undefined): Promise<void> {
+  async #completeAuth(conn: Connection, claims: Claims, sessionId: string | undefined, ref: Ref | undefined, positions?: Record<string, number>): Promise<void> {
     clearTimeout(conn.authTimer);
     conn.authTimer = undefined;
     const mine = this.#byUser.get(claims.sub);
@@ -421,8 +427,11 @@ export class EdgeNode {
 
     if (record !== undefined) {
       for (const [channel, position] of Object.entries(record.subscriptions)) {
+        // The client's own position (v1.1 `positions`) beats the recorded one: it is exactly
+        // what it received, where a killed node's record may lag behind or run ahead.
+        const seq = positions !== undefined && Object.hasOwn(positions, channel) ? positions[channel]! : position.seq;
         // Rights are checked again: the new token may grant less than the one that made the session.
-        this.#subscribe(conn, channel, position.seq, undefined, position.epoch).catch((err: unknown) => this.#internal(conn, err, undefined));
+        this.#subscribe(conn, channel, seq, undefined, position.epoch).catch((err: unknown) => this.#internal(conn, err, undefined));
       }
     }
     const queued = conn.queued.splice(0);
@@ -590,7 +599,7 @@ export class EdgeNode {
     this.metrics.count(frame.type, 'in');
     if (conn.state !== 'ready') {
       if (frame.type !== 'auth') return this.#rejectBeforeAuth(conn, `got "${frame.type}"`);
-      void this.#onAuthFrame(conn, frame.token, frame.session_id, frame.ref).catch((err: unknown) => this.#internal(conn, err, frame.ref));
+      void this.#onAuthFrame(conn, frame.token, frame.session_id, frame.ref, frame.positions).catch((err: unknown) => this.#internal(conn, err, frame.ref));
       return;
     }
     this.#dispatch(conn, frame).catch((err: unknown) => this.#internal(conn, err, frame.ref));
@@ -619,6 +628,11 @@ export class EdgeNode {
         return this.#direct(conn, frame.to, frame.data, frame.ref);
       case 'cancel':
         return this.#cancel(conn, frame.job_id, frame.ref);
+      case 'presence': {
+        const reply = await this.#presence.frame(conn, frame.channel, frame.ref);
+        if (conn.open) conn.send(reply);
+        return;
+      }
     }
   }
 
@@ -658,8 +672,8 @@ export class EdgeNode {
         const position = await this.broker.position(channel);
         return result({ success: true, seq: position.seq });
       }
-      // A repeated subscribe with `since` asks for a replay: rejoin from that point.
-      this.#leave(conn, channel);
+      // A repeated subscribe with `since` asks for a replay: rejoin from that point (presence stays).
+      this.#leave(conn, channel, true);
     }
     await this.#join(conn, channel, since, ref, epoch, withSnapshot);
   }
@@ -810,6 +824,7 @@ export class EdgeNode {
       conn.session.subscriptions[channel] = { seq: last, epoch: at.epoch };
       this.#saveSession(conn.session);
     }
+    this.#presence.joined(conn, channel);
   }
 
   /** A join waiting for the live stream ends without completing (unsubscribe, close): its broker interest goes. */
@@ -858,8 +873,9 @@ export class EdgeNode {
   }
 
   /** Drops a channel from a connection, live or joining; false when it had neither. */
-  #leave(conn: Connection, channel: string): boolean {
+  #leave(conn: Connection, channel: string, rejoining = false): boolean {
     if (conn.subscriptions.delete(channel)) {
+      if (!rejoining) this.#presence.left(conn, channel);
       if (conn.open) conn.ws!.unsubscribe(channel);
       this.broker.unsubscribe(channel);
       if (conn.session !== undefined) delete conn.session.subscriptions[channel];
@@ -968,6 +984,17 @@ export class EdgeNode {
       }
       return null;
     }
+  }
+
+  /** A frame without a seq for a channel's subscribers here (presence join/leave): not for joiners, not replayed. */
+  #signal(channel: string, frame: string): void {
+    const app = this.#app;
+    if (app === undefined) return;
+    const n = app.numSubscribers(channel);
+    if (n > 0) app.publish(channel, frame, false, false);
+    const slow = this.#slowMembers.get(channel);
+    if (slow !== undefined) for (const conn of slow) if (conn.open) conn.send(frame);
+    this.metrics.count('presence_signal', 'out', n + (slow?.size ?? 0));
   }
 
   /** Subscribers of a channel whose stream could not be kept gap-free learn it here. */
@@ -1088,6 +1115,7 @@ export class EdgeNode {
       this.registry.removeConnection(conn.id, conn.userId);
     }
     for (const channel of conn.subscriptions) this.broker.unsubscribe(channel);
+    this.#presence.closed(conn);
     for (const [channel, join] of conn.joining) {
       // A join waiting for the live stream had sent up to there: the session resumes from it.
       if (join.waiting !== undefined && conn.session !== undefined) conn.session.subscriptions[channel] = { seq: join.waiting.sent, epoch: join.waiting.epoch };
@@ -1296,6 +1324,7 @@ export class EdgeNode {
     app.post('/broadcast', route((info) => this.#broadcast(info), common, bodyLimit));
     app.post('/auth/token', route((info) => this.#mintToken(info), common, bodyLimit));
     registerConsoleRoutes(app, { config: this.config, registry: this.registry, broker: this.broker, jobs: this.#jobs, sampler: this.#sampler, log: this.log }, common);
+    app.get('/presence/*', route((info) => this.#presence.http(info), common));
     registerJobRoutes(app, { jobs: this.#jobs, verifier: this.#verifier, metrics: this.metrics, maxJobBytes: this.config.maxJobBytes }, common);
     app.any('/*', route((info) => {
       throw new HttpError(404, ErrorCode.NotFound, `no route for ${info.method.toUpperCase()} ${info.url}`);
@@ -1495,6 +1524,7 @@ export class EdgeNode {
     clearInterval(this.#pingTimer);
     clearInterval(this.#pressureTimer);
     clearInterval(this.#rebalanceTimer);
+    this.#presence.stop();
     this.#rebalanceTimer = undefined;
     this.#pingTimer = undefined;
     this.#pressureTimer = undefined;

@@ -10,6 +10,11 @@ export interface AuthFrame {
   type: 'auth';
   token: string;
   session_id?: string;
+  /**
+   * v1.1: channel → the last seq the client received. On a resume, each named channel of the
+   * session replays from right after it instead of from the position the server recorded.
+   */
+  positions?: Record<string, number>;
   ref?: Ref;
 }
 export interface SubscribeFrame {
@@ -54,7 +59,15 @@ export interface CancelFrame {
   ref?: Ref;
 }
 
+/** v1.1: who is in a presence channel (PRESENCE_CHANNELS); answered `presence_result`. */
+export interface PresenceFrame {
+  type: 'presence';
+  channel: string;
+  ref?: Ref;
+}
+
 export type ClientFrame =
+  | PresenceFrame
   | AuthFrame
   | SubscribeFrame
   | UnsubscribeFrame

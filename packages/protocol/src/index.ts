@@ -15,6 +15,7 @@ export type {
   DirectFrame,
   PingFrame,
   CancelFrame,
+  PresenceFrame,
   ServerFrame,
   AuthSuccessFrame,
   AuthErrorFrame,

@@ -11,6 +11,8 @@ const MAX_EVENT_LENGTH = 200;
 const MAX_ID_LENGTH = 200;
 const MAX_TOKEN_LENGTH = 16 * 1024;
 const DEFAULT_EVENT = 'message';
+/** Channels one resume may name in `positions`: far above MAX_SUBSCRIPTIONS_PER_CONNECTION's default. */
+const MAX_POSITIONS = 1000;
 
 type Obj = Record<string, unknown>;
 
@@ -69,19 +71,23 @@ export function validateClientFrame(value: Obj): ParseResult {
       if (sessionId !== undefined && sessionId !== null && !shortString(sessionId, MAX_ID_LENGTH)) {
         return fail(ErrorCode.BadFrame, '"session_id" must be a non-empty string', ref, type);
       }
+      const positions = readPositions(value['positions']);
+      if (typeof positions === 'string') return fail(ErrorCode.BadFrame, positions, ref, type);
       return ok({
         type,
         token,
         ...(typeof sessionId === 'string' && { session_id: sessionId }),
+        ...(positions !== undefined && { positions }),
         ...(ref !== undefined && { ref }),
       });
     }
 
     case 'subscribe':
-    case 'unsubscribe': {
+    case 'unsubscribe':
+    case 'presence': {
       const channel = readChannel(value);
       if (typeof channel !== 'string') return fail(channel.code, channel.error, ref, type);
-      if (type === 'unsubscribe') return ok({ type, channel, ...(ref !== undefined && { ref }) });
+      if (type !== 'subscribe') return ok({ type, channel, ...(ref !== undefined && { ref }) });
       const since = value['since'];
       if (since !== undefined && since !== null && !(Number.isSafeInteger(since) && (since as number) >= 0)) {
         return fail(ErrorCode.BadFrame, '"since" must be a non-negative integer', ref, type);
@@ -136,6 +142,23 @@ export function validateClientFrame(value: Obj): ParseResult {
     default:
       return fail(ErrorCode.UnknownType, `unknown frame type "${type.slice(0, 40)}"`, ref, type);
   }
+}
+
+/** `auth`'s `positions` (v1.1): channel → last seq received; a string says what is wrong. */
+function readPositions(value: unknown): Record<string, number> | undefined | string {
+  if (value === undefined || value === null) return undefined;
+  const what = '"positions" must be an object of channel → last seq received (a non-negative integer)';
+  if (!isObject(value)) return what;
+  const entries = Object.entries(value);
+  if (entries.length > MAX_POSITIONS) return `"positions" may name at most ${MAX_POSITIONS} channels`;
+  // No prototype: a channel may be called `constructor` or `__proto__`.
+  const positions = Object.create(null) as Record<string, number>;
+  for (const [channel, seq] of entries) {
+    if (!isValidChannel(channel)) return `"positions" names an invalid channel: ${badChannelText(channel)}`;
+    if (!Number.isSafeInteger(seq) || (seq as number) < 0) return `${what}; "${channel}" has ${JSON.stringify(seq)}`;
+    positions[channel] = seq as number;
+  }
+  return positions;
 }
 
 function ok(frame: ClientFrame): ParseResult {

@@ -97,6 +97,43 @@ describe('auth', () => {
   });
 });
 
+describe('auth positions (v1.1)', () => {
+  it('reads positions: channel → non-negative integer', () => {
+    const frame = ok(j({ type: 'auth', token: 't', session_id: 's', positions: { 'room:1': 0, 'a@b/c': 42 } }));
+    expect(frame).toEqual({ type: 'auth', token: 't', session_id: 's', positions: { 'room:1': 0, 'a@b/c': 42 } });
+    expect(ok(j({ type: 'auth', token: 't', positions: null }))).toEqual({ type: 'auth', token: 't' });
+  });
+
+  it('keeps channels named like Object.prototype members as plain entries', () => {
+    const frame = ok('{"type":"auth","token":"t","positions":{"constructor":3,"__proto__":4}}') as { positions: Record<string, number> };
+    expect(Object.hasOwn(frame.positions, 'constructor')).toBe(true);
+    expect(frame.positions['constructor']).toBe(3);
+    expect(Object.hasOwn(frame.positions, 'toString')).toBe(false);
+  });
+
+  it('refuses positions that are not an object of valid channel → non-negative safe integer', () => {
+    for (const positions of [[1], 'x', 3, true, { 'bad channel': 1 }, { a: -1 }, { a: 1.5 }, { a: '2' }, { a: null }, { a: 2 ** 60 }]) {
+      const r = bad(j({ type: 'auth', token: 't', positions, ref: 'p' }));
+      expect(r, j(positions)).toMatchObject({ code: ErrorCode.BadFrame, ref: 'p', type: 'auth' });
+      expect(r.error).toContain('positions');
+    }
+    const many = Object.fromEntries(Array.from({ length: 1001 }, (_, i) => [`c${i}`, i]));
+    expect(bad(j({ type: 'auth', token: 't', positions: many })).error).toContain('at most 1000');
+  });
+});
+
+describe('presence (v1.1)', () => {
+  it('reads channel (or job_id) and ref', () => {
+    expect(ok(j({ type: 'presence', channel: 'room:1', ref: 'r' }))).toEqual({ type: 'presence', channel: 'room:1', ref: 'r' });
+    expect(ok(j({ type: 'presence', job_id: 'j1' }))).toEqual({ type: 'presence', channel: 'job:j1' });
+  });
+
+  it('refuses a missing or bad channel', () => {
+    expect(bad(j({ type: 'presence', ref: 1 }))).toMatchObject({ code: ErrorCode.BadFrame, ref: 1 });
+    expect(bad(j({ type: 'presence', channel: 'a b' }))).toMatchObject({ code: ErrorCode.BadChannel });
+  });
+});
+
 describe('subscribe and unsubscribe', () => {
   it('reads channel, since and ref', () => {
     expect(ok(j({ type: 'subscribe', channel: 'dashboard' }))).toEqual({ type: 'subscribe', channel: 'dashboard' });
