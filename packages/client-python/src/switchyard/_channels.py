@@ -12,7 +12,7 @@ from ._errors import ClientClosedError, InvalidArgumentError, RequestTimeoutErro
 from ._stream import ChannelStream
 from ._subscription import OnGap, Subscription
 from ._backoff import full_jitter
-from ._types import Event, PresenceChange, Snapshot
+from ._types import Event, Gap, PresenceChange, Snapshot
 from ._wire import Frame, Pending as _Pending, check_channel as _check_channel
 
 if TYPE_CHECKING:
@@ -43,6 +43,8 @@ class _Channel:
     timer: asyncio.TimerHandle | None = None
     gap_timer: asyncio.TimerHandle | None = None
     confirmed: asyncio.Event = field(default_factory=asyncio.Event)
+    #: What arrived for a channel resumed from a SessionState before the application subscribed.
+    backlog: list[Event | Gap] = field(default_factory=list)
 
     def cancel_timers(self) -> None:
         for t in (self.timer, self.gap_timer):
@@ -56,13 +58,25 @@ class ChannelRouter:
         self._c = client
         self.channels: dict[str, _Channel] = {}
 
-    def positions(self, seed: dict[str, int]) -> dict[str, int]:
-        """The last seq handed over per channel (and the seeded ones not subscribed yet)."""
-        out = {name: seq for name, seq in seed.items() if name not in self.channels}
-        for name, ch in self.channels.items():
-            if ch.stream.last is not None:
-                out[name] = ch.stream.last
-        return out
+    def positions(self) -> dict[str, int]:
+        """The last seq handed over, per channel."""
+        return {name: ch.stream.last for name, ch in self.channels.items() if ch.stream.last is not None}
+
+    def seed(self, positions: dict[str, int]) -> None:
+        """Channels of a session resumed from a SessionState: wanted from the first connection
+        on (the server restores them), their events kept until the application subscribes."""
+        for name, seq in positions.items():
+            _check_channel(name)
+            if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+                raise InvalidArgumentError(f"session.positions[{name!r}]", f"must be a non-negative integer, got {seq!r}")
+            self.channels[name] = _Channel(name, ChannelStream(name, seq), seq, {}, was_active=True)
+
+    def _feed(self, ch: _Channel, item: Event | Gap) -> None:
+        if ch.subs:
+            for sub in list(ch.subs):
+                sub._feed(item)
+        elif len(ch.backlog) < self._c._max_buffered:
+            ch.backlog.append(item)
 
     def on_connected(self, resumed: bool) -> None:
         for ch in list(self.channels.values()):
@@ -125,8 +139,7 @@ class ChannelRouter:
         sub = Subscription(self._c, channel, on_gap=on_gap, max_buffered=self._c._max_buffered)
         ch = self.channels.get(channel)
         if ch is None:
-            start = since if since is not None else self._c._seed_positions.pop(channel, None)
-            ch = _Channel(channel, ChannelStream(channel, start), start, extra)
+            ch = _Channel(channel, ChannelStream(channel, since), since, extra)
             self.channels[channel] = ch
             ch.subs.add(sub)
             self.send_subscribe(ch)
@@ -134,6 +147,9 @@ class ChannelRouter:
             ch.subs.add(sub)
             if ch.status == "active":
                 sub._confirm(ch.stream.last or 0, None)
+            for item in ch.backlog:
+                sub._feed(item)
+            ch.backlog.clear()
         return sub
 
     async def release(self, sub: Subscription) -> None:
@@ -235,8 +251,7 @@ class ChannelRouter:
             sub._confirm(seq, recovered)
         if gap is not None:
             self._c.stats.gaps += 1
-            for sub in list(ch.subs):
-                sub._feed(gap)
+            self._feed(ch, gap)
         if check:
             self._check_caught_up(ch, seq)
 
@@ -300,8 +315,7 @@ class ChannelRouter:
         if out.duplicate:
             self._c.stats.duplicates_dropped += 1
         for e in out.deliver:
-            for sub in list(ch.subs):
-                sub._feed(e)
+            self._feed(ch, e)
         if out.need_fill and ch.gap_timer is None and ch.fill_ref is None:
             ch.gap_timer = asyncio.get_running_loop().call_later(GAP_GRACE_S, self._fill_if_waiting, ch)
 

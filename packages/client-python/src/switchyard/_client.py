@@ -99,7 +99,6 @@ class Client:
         self._resume = resume
         self._max_buffered = max_buffered_events
         self._session_id: str | None = session.session_id if session is not None else None
-        self._seed_positions = dict(session.positions) if session is not None else {}
         self._state: ConnectionStatus = "idle"
         self._state_changed = asyncio.Event()
         self._failure: SwitchyardError | None = None
@@ -109,6 +108,8 @@ class Client:
         self._connected_once = False
         self._ref = 0
         self._router = ChannelRouter(self)
+        if session is not None:
+            self._router.seed(dict(session.positions))
         self._pending: dict[str, _Pending] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._run_task: asyncio.Task[None] | None = None
@@ -340,7 +341,7 @@ class Client:
             self._set_state("reconnecting")
 
     def _positions(self) -> dict[str, int]:
-        return self._router.positions(self._seed_positions)
+        return self._router.positions()
 
     # ───────────────────────────── frames ─────────────────────────────
 
