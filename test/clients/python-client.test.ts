@@ -84,13 +84,16 @@ describe.skipIf('missing' in found)(`Python client (packages/client-python)${'mi
         startEdge({ ...common, ...jobs, WORKER_ID: 'py-a' }, { timeoutMs: 30_000 }),
         startEdge({ ...common, WORKER_ID: 'py-b' }, { timeoutMs: 30_000 }),
         startEdge({ ...common, WORKER_ID: 'py-victim' }, { timeoutMs: 30_000 }),
+        startEdge({ ...common, WORKER_ID: 'py-drained', DRAIN_TIMEOUT_MS: '10000' }, { timeoutMs: 30_000 }),
       ])),
     );
-    const [a, b, victim] = edges;
+    const [a, b, victim, drained] = edges;
     env = {
       SWITCHYARD_URLS: `${a!.url},${b!.url}`,
       SWITCHYARD_VICTIM_URL: victim!.url,
       SWITCHYARD_VICTIM_PID: String(victim!.proc.pid),
+      SWITCHYARD_DRAIN_URL: drained!.url,
+      SWITCHYARD_DRAIN_PID: String(drained!.proc.pid),
       SWITCHYARD_JWT_SECRET: TEST_SECRET,
       SWITCHYARD_BROADCAST_KEY: KEY,
       SWITCHYARD_HISTORY_SIZE: String(HISTORY_SIZE),
@@ -102,14 +105,15 @@ describe.skipIf('missing' in found)(`Python client (packages/client-python)${'mi
     await redis?.stop();
   });
 
-  it('passes its pytest suite: round trip, direct, token refresh, exactly-once resume after kill -9, gaps, jobs, typed errors', async () => {
+  it('passes its pytest suite: round trip, direct, token refresh, exactly-once resume after kill -9 and after a drain, gaps, jobs, typed errors', async () => {
     const { code, output } = await pytest(['-m', 'not needs_v11'], env);
     console.log(output);
     expect(code, output).toBe(0);
     expect(output).toMatch(/\d+ passed/);
     expect(output).not.toMatch(/skipped|xfail/);
-    // The suite's kill -9 really happened.
+    // The suite's kill -9 and drain really happened.
     expect((await edges[2]!.exited).signal).toBe('SIGKILL');
+    expect(await edges[3]!.exited).toEqual({ code: 0, signal: null });
   }, 300_000);
 
   it('passes the v1.1 contract tests (presence, resume positions, refresh removing rights)', async () => {

@@ -3,6 +3,7 @@ started by test/clients/python-client.test.ts, which passes their addresses in t
 
 - SWITCHYARD_URLS: comma list of two edges' ws:// URLs (node A runs jobs in process)
 - SWITCHYARD_VICTIM_URL, SWITCHYARD_VICTIM_PID: a third edge the suite may kill -9
+- SWITCHYARD_DRAIN_URL, SWITCHYARD_DRAIN_PID: a fourth edge the suite may drain (SIGTERM)
 - SWITCHYARD_JWT_SECRET: the edges' HS256 secret, to mint tokens
 - SWITCHYARD_BROADCAST_KEY: the edges' BROADCAST_API_KEY
 - SWITCHYARD_HISTORY_SIZE: the edges' HISTORY_SIZE
@@ -33,6 +34,8 @@ class Cluster:
     b: str
     victim: str
     victim_pid: int
+    drain: str
+    drain_pid: int
     secret: str
     broadcast_key: str
     history_size: int
@@ -53,6 +56,8 @@ def cluster() -> Cluster:
         b=b,
         victim=os.environ["SWITCHYARD_VICTIM_URL"],
         victim_pid=int(os.environ["SWITCHYARD_VICTIM_PID"]),
+        drain=os.environ["SWITCHYARD_DRAIN_URL"],
+        drain_pid=int(os.environ["SWITCHYARD_DRAIN_PID"]),
         secret=os.environ["SWITCHYARD_JWT_SECRET"],
         broadcast_key=os.environ["SWITCHYARD_BROADCAST_KEY"],
         history_size=int(os.environ.get("SWITCHYARD_HISTORY_SIZE", "1000")),

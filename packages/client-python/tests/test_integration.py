@@ -138,6 +138,29 @@ async def test_reconnect_resumes_exactly_once_after_kill_9(cluster: Cluster) -> 
         await client.close()
 
 
+async def test_a_draining_node_sends_its_clients_elsewhere_without_losing_an_event(cluster: Cluster) -> None:
+    channel = unique("dash-drain")
+    states: list[str] = []
+    client = switchyard.Client([cluster.drain, cluster.b], token=rights(cluster, "drained"), reconnect=FAST)
+    await client.start()
+    drained_node = client.node_id
+    sub = await client.subscribe(channel)
+    try:
+        async with asyncio.timeout(90):
+            for i in range(5):
+                await abroadcast(cluster, cluster.b, channel, {"i": i})
+            os.kill(cluster.drain_pid, signal.SIGTERM)
+            # The node says `reconnect` and closes 1012: the client moves on, not counted as a failure.
+            await eventually(lambda: states.append(client.state) or (client.state == "connected" and client.node_id != drained_node), 60, "a move to the other node")
+            for i in range(5, 10):
+                await abroadcast(cluster, cluster.b, channel, {"i": i})
+            got = [(await anext(sub)).seq for _ in range(10)]
+        assert got == list(range(1, 11))
+        assert "reconnecting" in states and client.stats.resumes >= 1
+    finally:
+        await client.close()
+
+
 async def test_gap_when_history_no_longer_holds_the_events(cluster: Cluster) -> None:
     channel = unique("dash-gap")
     n = cluster.history_size + 10

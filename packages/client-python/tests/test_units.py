@@ -98,3 +98,15 @@ def test_a_resume_ahead_of_the_client_asks_for_a_check() -> None:
     s = ChannelStream("c", since=3)
     assert s.on_subscribed(seq=3, epoch=None, recovered=None, since=3) == (None, False)
     assert s.on_subscribed(seq=7, epoch=None, recovered=None, since=None) == (None, True)
+
+
+def test_an_unsolicited_recovered_false_is_checked_against_the_clients_own_position() -> None:
+    s = ChannelStream("c", since=10)
+    # The server resumed from its own (older) record and could not replay all of *that*...
+    assert s.on_subscribed(seq=25, epoch=None, recovered=False, since=None) == (None, True)
+    # ... but its replay still covers what this client misses: no gap.
+    assert s.push(ev(6)).duplicate
+    assert [e.seq for e in s.push(ev(11)).deliver] == [11]
+    # A fill from the client's own position is authoritative.
+    gap, _ = s.on_subscribed(seq=25, epoch=None, recovered=False, since=11)
+    assert gap is not None and gap.last_seq == 11

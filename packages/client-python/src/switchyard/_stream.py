@@ -68,6 +68,12 @@ class ChannelStream:
             self.last = None
             self._rebase = "any"
             return Gap("reset", self.channel, last, seq, epoch), False
+        if recovered is False and since is None and self.last is not None:
+            # A resumed session's replay (or a server notice) measured from the server's own
+            # record of this client, which can lag behind what it really got (a killed node
+            # records in batches): its replay may still cover everything after ``last``. Check,
+            # and let a fill from ``last`` give the authoritative answer.
+            return None, seq > self.last
         if recovered is False:
             self._held.clear()
             self._rebase = "any" if self.last is None else "forward"
