@@ -110,3 +110,24 @@ def test_an_unsolicited_recovered_false_is_checked_against_the_clients_own_posit
     # A fill from the client's own position is authoritative.
     gap, _ = s.on_subscribed(seq=25, epoch=None, recovered=False, since=11)
     assert gap is not None and gap.last_seq == 11
+
+
+async def test_token_providers_sync_async_and_with_the_reason() -> None:
+    from switchyard._token import TokenSource
+
+    reasons: list[str] = []
+
+    def with_reason(reason: str) -> str:
+        reasons.append(reason)
+        return "a.b.c"
+
+    async def no_args() -> str:
+        return "d.e.f"
+
+    assert await TokenSource(with_reason).get("refresh") == "a.b.c" and reasons == ["refresh"]
+    assert await TokenSource(no_args).get() == "d.e.f"
+    assert await TokenSource(lambda: "g.h.i").get() == "g.h.i"
+    with pytest.raises(switchyard.ProviderError):
+        await TokenSource(lambda: 42).get()
+    with pytest.raises(switchyard.ProviderError):
+        await TokenSource(lambda: 1 / 0).get()

@@ -552,7 +552,7 @@ class Client:
                 return
             await asyncio.sleep(refresh_delay(exp, time.time(), self._refresh_margin))
             try:
-                fresh = await self._tokens.get()
+                fresh = await self._tokens.get("refresh")
             except SwitchyardError as err:
                 left = exp - time.time()
                 log.warning("switchyard token refresh failed (%s); %.1f s left", err, left)

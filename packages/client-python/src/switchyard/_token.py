@@ -11,7 +11,8 @@ from collections.abc import Awaitable, Callable
 
 from ._errors import InvalidArgumentError, ProviderError
 
-TokenProvider = Callable[[], "str | Awaitable[str]"]
+#: Called with no argument, or with the reason (``"connect"`` or ``"refresh"``) when it takes one.
+TokenProvider = Callable[..., "str | Awaitable[str]"]
 
 #: Refresh this long before ``exp`` ...
 DEFAULT_REFRESH_MARGIN_S = 30.0
@@ -55,17 +56,18 @@ class TokenSource:
         elif not callable(token):
             raise InvalidArgumentError("token", f"must be a JWT string or a callable returning one, got {type(token).__name__}")
         self._token = token
+        self._wants_reason = False if isinstance(token, str) else _takes_an_argument(token)
         self.last: str | None = token if isinstance(token, str) else None
 
     @property
     def refreshable(self) -> bool:
         return not isinstance(self._token, str)
 
-    async def get(self) -> str:
+    async def get(self, reason: str = "connect") -> str:
         if isinstance(self._token, str):
             return self._token
         try:
-            value = self._token()
+            value = self._token(reason) if self._wants_reason else self._token()
             if inspect.isawaitable(value):
                 value = await value
         except Exception as err:
@@ -74,3 +76,12 @@ class TokenSource:
             raise ProviderError(f"the token provider returned {value!r}, not a JWT")
         self.last = value
         return value
+
+
+def _takes_an_argument(fn: TokenProvider) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return any(p.kind is p.VAR_POSITIONAL for p in params) or any(p.default is p.empty for p in positional)
