@@ -116,6 +116,13 @@ describe.skipIf('missing' in found)(`Python client (packages/client-python)${'mi
     expect(await edges[3]!.exited).toEqual({ code: 0, signal: null });
   }, 300_000);
 
+  it('type-checks with mypy --strict (the package ships py.typed)', () => {
+    const r = spawnSync(VENV_PY, ['-m', 'mypy'], { cwd: PKG, encoding: 'utf8', timeout: 180_000 });
+    expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.stdout).toMatch(/Success: no issues found in \d+ source files/);
+    expect(existsSync(join(PKG, 'src/switchyard/py.typed'))).toBe(true);
+  }, 200_000);
+
   it('passes the v1.1 contract tests (presence, resume positions, refresh removing rights)', async () => {
     const { code, output } = await pytest(['-m', 'needs_v11'], env);
     console.log(output);

@@ -231,6 +231,23 @@ async def test_submit_and_watch_a_job_to_completion(cluster: Cluster) -> None:
         assert last.event == "job.failed" and last.data["class"] == "permanent"
 
 
+async def test_watching_a_job_whose_first_events_left_the_history(cluster: Cluster) -> None:
+    async with switchyard.connect(cluster.a, token=mint(cluster.secret, "scientist")) as client:
+        stages = cluster.history_size + 10
+        job_id = await client.submit_job(params={"stages": stages, "stage_ms": 1})
+
+        async def finished() -> bool:
+            return (await client.get_job(job_id)).get("state") == "completed"
+
+        await eventually(finished, 60, "the job to complete")
+        async with asyncio.timeout(WAIT):
+            events = [ev async for ev in client.watch_job(job_id)]
+        # What the history still holds, in order, ending with the real final event.
+        assert len(events) == cluster.history_size
+        assert [e.seq for e in events] == list(range(events[0].seq or 0, (events[0].seq or 0) + len(events)))
+        assert events[-1].event == "job.completed" and not events[-1].from_status
+
+
 async def test_typed_errors(cluster: Cluster) -> None:
     wrong = mint("another-secret-that-is-long-enough-for-hs256", "mallory")
     started = time.monotonic()

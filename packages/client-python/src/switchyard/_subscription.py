@@ -88,6 +88,18 @@ class Subscription:
                 raise item.error
             raise StopAsyncIteration
 
+    def _take_nowait(self) -> Event | None:
+        """The next event already received, if any (gaps skipped)."""
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, Event):
+                self._events -= 1
+                return item
+            if isinstance(item, _End):
+                self._queue.put_nowait(item)
+                return None
+        return None
+
     def __await__(self) -> Generator[Any, None, Subscription]:
         return self.ready().__await__()
 
@@ -184,6 +196,8 @@ class JobWatch:
         self._client = client
         self._sub: Subscription | None = None
         self._done = False
+        #: Stands in for the final event if the replay that follows a gap does not hold it.
+        self._fallback: Event | None = None
         #: The final event, once seen.
         self.final: Event | None = None
 
@@ -196,15 +210,23 @@ class JobWatch:
         if self._sub is None:
             self._sub = self._client._subscribe(f"job:{self.job_id}", since=0, on_gap="raise", extra={"snapshot": False})
         while True:
+            if self._fallback is not None:
+                # The job has ended and its replay is all here: hand over what the history still
+                # had, then the status record if the final event was not among it.
+                event = self._sub._take_nowait() or self._fallback
+                if event.event in TERMINAL_JOB_EVENTS:
+                    return await self._finish(event)
+                return event
             try:
                 event = await self._sub.__anext__()
             except GapError:
                 status = await self._client.get_job(self.job_id)
                 state = status.get("state")
                 if isinstance(state, str) and f"job.{state}" in TERMINAL_JOB_EVENTS:
+                    # The replay travels right behind the subscription_result: a pong follows it.
+                    await self._client.ping()
                     seq = status.get("seq")
-                    event = Event(self._sub.channel, seq if isinstance(seq, int) else None, f"job.{state}", status, str(status.get("updated_at", "")), from_status=True)
-                    return await self._finish(event)
+                    self._fallback = Event(self._sub.channel, seq if isinstance(seq, int) else None, f"job.{state}", status, str(status.get("updated_at", "")), from_status=True)
                 continue
             except StopAsyncIteration:
                 self._done = True
