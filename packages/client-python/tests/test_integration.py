@@ -8,11 +8,10 @@ import signal
 import time
 
 import pytest
+from conftest import Cluster, abroadcast, eventually, mint, unique
 
 import switchyard
 from switchyard import ReconnectOptions, SessionState
-
-from conftest import Cluster, abroadcast, eventually, mint, unique
 
 pytestmark = pytest.mark.integration
 

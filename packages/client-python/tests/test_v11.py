@@ -7,11 +7,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from conftest import Cluster, abroadcast, eventually, mint, unique
 
 import switchyard
 from switchyard import SessionState
-
-from conftest import Cluster, abroadcast, eventually, mint, unique
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_v11]
 

@@ -7,6 +7,8 @@
         async for ev in client.watch_job("job-1"): ...    # ends after the job's final event
 """
 
+import logging
+
 from ._backoff import ReconnectOptions, decide_reconnect, full_jitter
 from ._client import Client
 from ._connect import connect
@@ -45,6 +47,9 @@ from ._types import (
 )
 
 __version__ = "0.1.0"
+
+# A library logs through its logger and leaves output to the application (no "lastResort" prints).
+logging.getLogger("switchyard").addHandler(logging.NullHandler())
 
 __all__ = [
     "TERMINAL_JOB_EVENTS",

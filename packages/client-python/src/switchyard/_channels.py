@@ -8,12 +8,20 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._errors import ClientClosedError, InvalidArgumentError, RequestTimeoutError, SwitchyardError, server_error
+from ._backoff import full_jitter
+from ._errors import (
+    ClientClosedError,
+    InvalidArgumentError,
+    RequestTimeoutError,
+    SwitchyardError,
+    server_error,
+)
 from ._stream import ChannelStream
 from ._subscription import OnGap, Subscription
-from ._backoff import full_jitter
 from ._types import Event, Gap, PresenceChange, Snapshot
-from ._wire import Frame, Pending as _Pending, check_channel as _check_channel
+from ._wire import Frame
+from ._wire import Pending as _Pending
+from ._wire import check_channel as _check_channel
 
 if TYPE_CHECKING:
     from ._client import Client

@@ -20,9 +20,21 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidStatus,
+    InvalidURI,
+)
 
-from ._backoff import CLOSE_CLIENT_ABORT, CloseInfo, Fail, ReconnectOptions, decide_reconnect
+from ._backoff import (
+    CLOSE_CLIENT_ABORT,
+    CloseInfo,
+    Fail,
+    ReconnectOptions,
+    decide_reconnect,
+)
+from ._channels import ChannelRouter
 from ._errors import (
     AuthError,
     AuthExpiredError,
@@ -36,11 +48,33 @@ from ._errors import (
     server_error,
 )
 from ._http import http_base, http_json
-from ._wire import CHANNEL_PATTERN, check_seconds, check_urls, Attempt as _Attempt, Frame, Pending as _Pending, check_channel, with_session_hint
-from ._channels import ChannelRouter
 from ._subscription import JobWatch, OnGap, Subscription
-from ._token import DEFAULT_REFRESH_MARGIN_S, TokenProvider, TokenSource, refresh_delay, token_expiry
-from ._types import ClientStats, ConnectionStatus, DirectMessage, Presence, PresenceUser, PublishResult, SessionState
+from ._token import (
+    DEFAULT_REFRESH_MARGIN_S,
+    TokenProvider,
+    TokenSource,
+    refresh_delay,
+    token_expiry,
+)
+from ._types import (
+    ClientStats,
+    ConnectionStatus,
+    DirectMessage,
+    Presence,
+    PresenceUser,
+    PublishResult,
+    SessionState,
+)
+from ._wire import (
+    CHANNEL_PATTERN,
+    Frame,
+    check_channel,
+    check_seconds,
+    check_urls,
+    with_session_hint,
+)
+from ._wire import Attempt as _Attempt
+from ._wire import Pending as _Pending
 
 log = logging.getLogger("switchyard")
 
