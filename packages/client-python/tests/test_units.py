@@ -8,13 +8,7 @@ import pytest
 from conftest import mint
 
 import switchyard
-from switchyard import (
-    Event,
-    ReconnectOptions,
-    decide_reconnect,
-    full_jitter,
-    token_expiry,
-)
+from switchyard import Event, ReconnectOptions, decide_reconnect, full_jitter, token_expiry
 from switchyard._backoff import CloseInfo, Fail, Retry
 from switchyard._stream import ChannelStream
 from switchyard._token import refresh_delay

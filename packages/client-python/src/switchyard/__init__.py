@@ -31,20 +31,7 @@ from ._errors import (
 )
 from ._subscription import JobWatch, Subscription
 from ._token import TokenProvider, token_expiry
-from ._types import (
-    TERMINAL_JOB_EVENTS,
-    ClientStats,
-    ConnectionStatus,
-    DirectMessage,
-    Event,
-    Gap,
-    Presence,
-    PresenceChange,
-    PresenceUser,
-    PublishResult,
-    SessionState,
-    Snapshot,
-)
+from ._types import TERMINAL_JOB_EVENTS, ClientStats, ConnectionStatus, DirectMessage, Event, Gap, Presence, PresenceChange, PresenceUser, PublishResult, SessionState, Snapshot
 
 __version__ = "0.1.0"
 

@@ -9,13 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._backoff import full_jitter
-from ._errors import (
-    ClientClosedError,
-    InvalidArgumentError,
-    RequestTimeoutError,
-    SwitchyardError,
-    server_error,
-)
+from ._errors import ClientClosedError, InvalidArgumentError, RequestTimeoutError, SwitchyardError, server_error
 from ._stream import ChannelStream
 from ._subscription import OnGap, Subscription
 from ._types import Event, Gap, PresenceChange, Snapshot

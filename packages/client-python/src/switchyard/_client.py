@@ -20,20 +20,9 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import (
-    ConnectionClosed,
-    InvalidHandshake,
-    InvalidStatus,
-    InvalidURI,
-)
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from ._backoff import (
-    CLOSE_CLIENT_ABORT,
-    CloseInfo,
-    Fail,
-    ReconnectOptions,
-    decide_reconnect,
-)
+from ._backoff import CLOSE_CLIENT_ABORT, CloseInfo, Fail, ReconnectOptions, decide_reconnect
 from ._channels import ChannelRouter
 from ._errors import (
     AuthError,
@@ -49,32 +38,12 @@ from ._errors import (
 )
 from ._http import http_base, http_json
 from ._subscription import JobWatch, OnGap, Subscription
-from ._token import (
-    DEFAULT_REFRESH_MARGIN_S,
-    TokenProvider,
-    TokenSource,
-    refresh_delay,
-    token_expiry,
-)
-from ._types import (
-    ClientStats,
-    ConnectionStatus,
-    DirectMessage,
-    Presence,
-    PresenceUser,
-    PublishResult,
-    SessionState,
-)
-from ._wire import (
-    CHANNEL_PATTERN,
-    Frame,
-    check_channel,
-    check_seconds,
-    check_urls,
-    with_session_hint,
-)
+from ._token import DEFAULT_REFRESH_MARGIN_S, TokenProvider, TokenSource, refresh_delay, token_expiry
+from ._types import ClientStats, ConnectionStatus, DirectMessage, Presence, PublishResult, SessionState
+from ._wire import CHANNEL_PATTERN, Frame, check_channel, check_seconds, check_urls, with_session_hint
 from ._wire import Attempt as _Attempt
 from ._wire import Pending as _Pending
+from ._wire import settle as _settle
 
 log = logging.getLogger("switchyard")
 
@@ -486,7 +455,9 @@ class Client:
         ref = self._next_ref()
         future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
         self._pending[ref] = _Pending(lambda f: _settle(future, f), lambda e: _settle(future, e))
-        self._write({**frame, "ref": ref})
+        if not self._write({**frame, "ref": ref}):
+            self._pending.pop(ref, None)
+            raise ConnectionLostError(f"{what}: the connection dropped before it was sent")
         try:
             reply = await asyncio.wait_for(future, max(0.001, limit - (time.monotonic() - started)))
         except TimeoutError:
@@ -529,13 +500,7 @@ class Client:
     async def presence(self, channel: str, *, timeout: float | None = None) -> Presence:
         """Who is on a presence channel, cluster-wide (needs the right to subscribe to it)."""
         check_channel(channel)
-        reply = await self._request({"type": "presence", "channel": channel}, f"presence of {channel}", timeout)
-        users = tuple(
-            PresenceUser(str(u.get("user_id")), int(u.get("connections", 0)), u.get("info") if isinstance(u.get("info"), dict) else None)
-            for u in reply.get("users", [])
-            if isinstance(u, dict)
-        )
-        return Presence(channel, int(reply.get("count", 0)), int(reply.get("connections", 0)), users, reply.get("truncated") is True)
+        return Presence.from_frame(channel, await self._request({"type": "presence", "channel": channel}, f"presence of {channel}", timeout))
 
     async def ping(self, *, timeout: float | None = None) -> float:
         """Round trip to the server, in seconds."""
@@ -619,12 +584,3 @@ class Client:
 
     async def _release(self, sub: Subscription) -> None:
         await self._router.release(sub)
-
-
-def _settle(future: asyncio.Future[Frame], outcome: Frame | BaseException) -> None:
-    if future.done():
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)

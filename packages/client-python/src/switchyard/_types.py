@@ -80,6 +80,16 @@ class Presence:
     #: More users exist than ``users`` holds (``PRESENCE_MAX_USERS``).
     truncated: bool
 
+    @staticmethod
+    def from_frame(channel: str, frame: dict[str, Any]) -> Presence:
+        """From a ``presence_result`` frame (or the body of ``GET /presence/<channel>``)."""
+        users = tuple(
+            PresenceUser(str(u.get("user_id")), int(u.get("connections", 0)), u.get("info") if isinstance(u.get("info"), dict) else None)
+            for u in frame.get("users", [])
+            if isinstance(u, dict)
+        )
+        return Presence(channel, int(frame.get("count", 0)), int(frame.get("connections", 0)), users, frame.get("truncated") is True)
+
 
 @dataclass(frozen=True, slots=True)
 class PresenceChange:

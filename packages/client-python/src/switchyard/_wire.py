@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -66,3 +67,12 @@ def check_seconds(name: str, value: float, *, zero_ok: bool = False) -> None:
     ok = not isinstance(value, bool) and isinstance(value, (int, float)) and (value >= 0 if zero_ok else value > 0)
     if not ok:
         raise InvalidArgumentError(name, f"must be a {'non-negative' if zero_ok else 'positive'} number of seconds, got {value!r}")
+
+
+def settle(future: asyncio.Future[Frame], outcome: Frame | BaseException) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
