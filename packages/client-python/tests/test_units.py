@@ -130,3 +130,31 @@ async def test_token_providers_sync_async_and_with_the_reason() -> None:
         await TokenSource(lambda: 42).get()
     with pytest.raises(switchyard.ProviderError):
         await TokenSource(lambda: 1 / 0).get()
+
+
+async def test_a_subscription_that_is_not_read_reports_the_overflow_and_goes_on() -> None:
+    from typing import Any, cast
+
+    from switchyard import Gap, Subscription
+
+    sub = Subscription(cast(Any, None), "c", on_gap="raise", max_buffered=3)
+    sub._confirm(0, None)
+    for seq in range(1, 7):
+        sub._feed(ev(seq))
+    assert [(await anext(sub)).seq for _ in range(3)] == [1, 2, 3]
+    with pytest.raises(switchyard.GapError) as raised:
+        await anext(sub)
+    assert raised.value.gap == Gap("overflow", "c", None, 4) and sub.gaps == [raised.value.gap]
+    # Read again, it takes new events once there is room.
+    sub._feed(ev(7))
+    assert (await anext(sub)).seq == 7
+    quiet = Subscription(cast(Any, None), "c", on_gap="ignore", max_buffered=10)
+    quiet._confirm(0, None)
+    quiet._feed(Gap("gap", "c", 1, 9))
+    quiet._feed(ev(9))
+    assert (await anext(quiet)).seq == 9 and len(quiet.gaps) == 1
+    quiet._end(switchyard.ForbiddenError("forbidden", "no longer allowed"))
+    with pytest.raises(switchyard.ForbiddenError):
+        await anext(quiet)
+    with pytest.raises(switchyard.ForbiddenError):
+        await anext(quiet)
