@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -16,7 +16,7 @@ class _Connect:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, Client]:
         return self._client.start().__await__()
 
     async def __aenter__(self) -> Client:
