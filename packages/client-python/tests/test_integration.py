@@ -54,15 +54,23 @@ async def test_subscribe_publish_round_trip_across_nodes(cluster: Cluster) -> No
 
 
 async def test_direct_to_a_connection_and_to_nobody(cluster: Cluster) -> None:
-    async with switchyard.connect(cluster.a, token=rights(cluster, "alice")) as alice, switchyard.connect(cluster.a, token=rights(cluster, "bob")) as bob:
-        assert bob.connection_id is not None
-        await alice.direct(bob.connection_id, {"hello": 1})
-        async with asyncio.timeout(WAIT):
-            msg = await anext(bob.directs())
-        assert (msg.sender, msg.user_id, msg.data) == (alice.connection_id, "alice", {"hello": 1})
-        with pytest.raises(switchyard.NotFoundError) as refused:
-            await alice.direct("c_nobody", {"x": 1})
-        assert refused.value.server_code == "not_found" and refused.value.code == "server_error"
+    # connect() may also be awaited; then the caller closes.
+    bob = await switchyard.connect(cluster.a, token=rights(cluster, "bob"))
+    try:
+        async with switchyard.connect(cluster.a, token=rights(cluster, "alice")) as alice:
+            assert bob.connection_id is not None
+            await alice.direct(bob.connection_id, {"hello": 1})
+            async with asyncio.timeout(WAIT):
+                msg = await anext(bob.directs())
+            assert (msg.sender, msg.user_id, msg.data) == (alice.connection_id, "alice", {"hello": 1})
+            with pytest.raises(switchyard.NotFoundError) as refused:
+                await alice.direct("c_nobody", {"x": 1})
+            assert refused.value.server_code == "not_found" and refused.value.code == "server_error"
+    finally:
+        await bob.close()
+    assert bob.state == "closed"
+    with pytest.raises(switchyard.ClientClosedError):
+        await bob.publish("dashboard", {"late": True})
 
 
 async def test_token_provider_refreshes_on_the_live_connection(cluster: Cluster) -> None:
