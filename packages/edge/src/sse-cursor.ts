@@ -112,6 +112,14 @@ export class StreamCursor {
     this.#encoded = undefined;
   }
 
+  /**
+   * For a stream of one channel with a position: the cursor up to the seq, which every such
+   * stream of the channel in the same epoch shares, so one message can serve them all.
+   */
+  singleHead(): string | undefined {
+    return this.#heads.length === 1 && this.#epochs[0] !== undefined ? VERSION + this.#heads[0] : undefined;
+  }
+
   encode(): string {
     if (this.#encoded !== undefined) return this.#encoded;
     let out = VERSION;

@@ -47,7 +47,7 @@ export class SseSocket implements ClientSocket {
   #admit!: (ok: boolean) => void;
   #phase: Phase = 'admitting';
   #blocked = false;
-  readonly #queue: string[] = [];
+  readonly #queue: (string | Buffer)[] = [];
   #queuedBytes = 0;
   #authError: string | undefined;
   readonly #live = new Set<string>();
@@ -140,7 +140,14 @@ export class SseSocket implements ClientSocket {
     this.#admit(true);
   }
 
-  #write(text: string): void {
+  /** A message made once for every one-channel stream at this position (SseHub.deliver). */
+  sharedEvent(channel: string, seq: number, message: Buffer): void {
+    if (this.#phase !== 'streaming') return;
+    this.cursor.advance(channel, seq);
+    this.#write(message);
+  }
+
+  #write(text: string | Buffer): void {
     if (this.#blocked) {
       this.#queue.push(text);
       this.#queuedBytes += text.length;

@@ -69,11 +69,28 @@ export class SseHub {
     app.get('/sse', (res, req) => this.#onRequest(res, req));
   }
 
-  /** One broker event to every stream on its channel; returns how many got it. */
+  /**
+   * One broker event to every stream on its channel; returns how many got it. Streams of just
+   * this channel (the common case) at the same epoch share one message, encoded once, so a
+   * delivery costs them a write and no string work.
+   */
   deliver(event: BrokerEvent): number {
     const members = this.#members.get(event.channel);
     if (members === undefined) return 0;
-    for (const socket of members) socket.event(event.channel, event.seq, event.frame);
+    let head: string | undefined;
+    let message: Buffer | undefined;
+    for (const socket of members) {
+      const own = socket.cursor.singleHead();
+      if (own === undefined) {
+        socket.event(event.channel, event.seq, event.frame);
+        continue;
+      }
+      if (own !== head || message === undefined) {
+        head = own;
+        message = Buffer.from('id: ' + own + event.seq.toString(36) + '\ndata: ' + event.frame + '\n\n');
+      }
+      socket.sharedEvent(event.channel, event.seq, message);
+    }
     return members.size;
   }
 
