@@ -75,6 +75,7 @@ export class StreamCursor {
   readonly #epochs: (string | undefined)[] = [];
   readonly #channelTags: string[];
   #encoded: string | undefined;
+  #singleHead: string | undefined;
 
   constructor(channels: readonly string[]) {
     this.#channelTags = channels.map(channelTag);
@@ -99,6 +100,7 @@ export class StreamCursor {
     if (this.#epochs[i] !== epoch) {
       this.#epochs[i] = epoch;
       this.#heads[i] = '.' + this.#channelTags[i] + epochTag(epoch);
+      if (this.#heads.length === 1) this.#singleHead = VERSION + this.#heads[0];
     }
     this.#seqs[i] = seq;
     this.#encoded = undefined;
@@ -117,7 +119,7 @@ export class StreamCursor {
    * stream of the channel in the same epoch shares, so one message can serve them all.
    */
   singleHead(): string | undefined {
-    return this.#heads.length === 1 && this.#epochs[0] !== undefined ? VERSION + this.#heads[0] : undefined;
+    return this.#singleHead;
   }
 
   encode(): string {

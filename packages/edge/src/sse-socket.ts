@@ -153,13 +153,19 @@ export class SseSocket implements ClientSocket {
       this.#queuedBytes += text.length;
       return;
     }
-    let ok = true;
-    this.res.cork(() => {
-      ok = this.res.write(text);
-    });
+    this.#pending = text;
+    this.res.cork(this.#corkedWrite);
+    this.#pending = '';
     // uWS kept the part the socket did not take; later writes wait here until onWritable.
-    if (!ok) this.#blocked = true;
+    if (!this.#written) this.#blocked = true;
   }
+
+  // One bound function rather than a closure per write: a delivery is one call into uWS.
+  #pending: string | Buffer = '';
+  #written = true;
+  readonly #corkedWrite = (): void => {
+    this.#written = this.res.write(this.#pending);
+  };
 
   /** onWritable: hand uWS what waited; false while the socket still cannot take it all. */
   #flush(): boolean {
