@@ -25,8 +25,15 @@ async function broadcast(edge: EdgeProcess, channel: string, data: unknown): Pro
   return ((await res.json()) as { seq: number }).seq;
 }
 
-async function stats(edge: EdgeProcess): Promise<{ connections: number; subscriptions: number; channels: number }> {
-  return (await fetch(`${edge.http}/stats`)).json() as Promise<{ connections: number; subscriptions: number; channels: number }>;
+interface Stats {
+  connections: number;
+  subscriptions: number;
+  channels: number;
+  sse_streams: number;
+}
+
+async function stats(edge: EdgeProcess): Promise<Stats> {
+  return (await fetch(`${edge.http}/stats`)).json() as Promise<Stats>;
 }
 
 describe('GET /sse on one edge', () => {
@@ -190,11 +197,11 @@ describe('GET /sse on one edge', () => {
     const token = await hsToken({ sub: 'sse-gone', channels: ['gone'] });
     const s = open(`/sse?channel=gone&token=${token}`);
     await s.next((f) => f['type'] === 'subscription_result');
-    expect(await stats(edge)).toMatchObject({ connections: 1, subscriptions: 1 });
+    expect(await stats(edge)).toMatchObject({ connections: 1, subscriptions: 1, sse_streams: 1 });
     await s.close();
     await waitFor(async () => {
       const st = await stats(edge);
-      return st.connections === 0 && st.subscriptions === 0 && st.channels === 0 ? true : undefined;
+      return st.connections === 0 && st.subscriptions === 0 && st.channels === 0 && st.sse_streams === 0 ? true : undefined;
     }, 5000, 'the aborted stream released');
 
     // A client that never reads: the node holds at most MAX_BACKPRESSURE_BYTES for it.

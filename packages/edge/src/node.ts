@@ -1357,6 +1357,7 @@ export class EdgeNode {
       worker_id: this.config.workerId,
       connections: this.#conns.size,
       authenticated_connections: authenticated,
+      sse_streams: this.#sse?.streams ?? 0,
       users: this.#byUser.size,
       sessions: this.sessions.count(),
       total_sessions: this.sessions.count(),
