@@ -6,6 +6,7 @@
  * reading, an aborted client releasing everything, and drain.
  */
 import { connect as netConnect } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, hsToken, startEdge, type EdgeProcess } from '../harness/index.js';
 import { waitFor } from '../harness/ports.js';
@@ -236,6 +237,45 @@ describe('GET /sse while the node drains', () => {
       expect(s.body.trimEnd().endsWith('}')).toBe(true);
       expect((await edge.exited).code).toBe(0);
     } finally {
+      await edge.stop();
+    }
+  });
+});
+
+describe('GET /sse?job_id= on a node that runs jobs', () => {
+  it('starts with the job’s snapshot, then its events; a resume gets the snapshot and exactly what it missed', async () => {
+    const pipeline = fileURLToPath(new URL('../../examples/pipeline/demo-pipeline.mjs', import.meta.url));
+    const edge = await startEdge({ PIPELINE_EXECUTABLE: pipeline, GPU_DEVICES: 'none', PROGRESS_INTERVAL_MS: '0' }, { timeoutMs: 30_000 });
+    const streams: CurlSse[] = [];
+    try {
+      // No `channels` claim: the right to job:<id> comes from owning the job.
+      const token = await hsToken({ sub: 'sse-job-owner' });
+      const res = await fetch(`${edge.http}/jobs`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ sample_id: 'S1', params: { stages: 3, stage_ms: 300, sleep_ms: 3000 } }),
+      });
+      expect(res.status).toBe(202);
+      const jobId = ((await res.json()) as { job_id: string }).job_id;
+      const first = new CurlSse(`${edge.http}/sse?job_id=${jobId}&token=${token}`);
+      streams.push(first);
+      expect(await first.next((f) => f['type'] === 'subscription_result')).toMatchObject({ channel: `job:${jobId}`, success: true });
+      const snapshot = await first.next((f) => f['type'] === 'snapshot');
+      expect(snapshot).toMatchObject({ channel: `job:${jobId}`, seq: expect.any(Number), data: expect.objectContaining({ job_id: jobId, state: expect.any(String) }) });
+      await first.until((s) => s.events().length >= 1, 15_000, 'a first job event');
+      const cursor = first.lastId!;
+      const seen = first.events();
+      await first.close();
+      const again = new CurlSse(`${edge.http}/sse?job_id=${jobId}&token=${token}`, { 'Last-Event-ID': cursor });
+      streams.push(again);
+      await again.until((s) => s.frames.some((f) => f['event'] === 'job.completed'), 20_000, 'job.completed');
+      expect(await again.next((f) => f['type'] === 'snapshot')).toMatchObject({ channel: `job:${jobId}` });
+      const all = [...seen, ...again.events()];
+      // Every job event after the snapshot once, in order, across the two streams.
+      expect(all).toEqual(range((snapshot['seq'] as number) + 1, (snapshot['seq'] as number) + all.length));
+      expect(new Set(all).size).toBe(all.length);
+    } finally {
+      await Promise.all(streams.map((s) => s.close()));
       await edge.stop();
     }
   });
