@@ -74,12 +74,14 @@ describe.each(['nginx', 'haproxy'] as const)('SSE through %s in front of three e
   });
 
   it('streams through unbuffered, and a killed node’s stream resumes on another from Last-Event-ID', async () => {
+    // Two channels, one with every odd character a name may have: the cursor covers both.
     const channel = `feed:${kind}-curl`;
+    const odd = `feed:${kind}/a@b.c-d_e:f`;
     const token = await hsToken({ sub: `${kind}-curl`, channels: ['feed:*'] });
-    const path = `${proxy.http}/sse?channel=${channel}&token=${token}`;
+    const path = `${proxy.http}/sse?channel=${channel}&channel=${encodeURIComponent(odd)}&token=${token}`;
     const first = new CurlSse(path);
     streams.add(first);
-    await first.next((f) => f['type'] === 'subscription_result', 10_000, 'subscription_result through the proxy');
+    await first.until((s) => s.frames.filter((f) => f['type'] === 'subscription_result').length === 2, 10_000, 'subscription_results through the proxy');
     expect(first.status).toBe(200);
     expect(first.headers['content-type']).toBe('text/event-stream');
     const victimId = first.headers['x-websocket-worker-id']!;
@@ -89,23 +91,29 @@ describe.each(['nginx', 'haproxy'] as const)('SSE through %s in front of three e
     // Each event arrives while the response is still open: nothing is held back by the proxy.
     for (let i = 1; i <= 5; i++) {
       await broadcast(other, channel, { i });
-      await first.until((s) => s.events().length === i, 10_000, `event ${i} through ${kind}`);
+      await first.until((s) => s.events(channel).length === i, 10_000, `event ${i} through ${kind}`);
     }
+    for (let i = 1; i <= 2; i++) await broadcast(other, odd, { i });
+    await first.until((s) => s.events(odd).length === 2, 10_000, 'the odd channel’s events');
     const cursor = first.lastId!;
 
     victim.kill('SIGKILL');
     await Promise.race([first.ended, new Promise((_, reject) => setTimeout(() => reject(new Error('stream outlived its node')), 10_000))]);
     for (let i = 6; i <= 10; i++) await broadcast(other, channel, { i });
+    for (let i = 3; i <= 4; i++) await broadcast(other, odd, { i });
 
     const back = new CurlSse(path, { 'Last-Event-ID': cursor });
     streams.add(back);
-    await back.until((s) => s.events().length === 5, 15_000, 'the missed events on another node');
+    await back.until((s) => s.events(channel).length === 5 && s.events(odd).length === 2, 15_000, 'the missed events on another node');
     expect(back.status).toBe(200);
     expect(back.headers['x-websocket-worker-id']).not.toBe(victimId);
-    expect(await back.next((f) => f['type'] === 'subscription_result')).toMatchObject({ channel, success: true, recovered: true });
+    const results = back.frames.filter((f) => f['type'] === 'subscription_result');
+    expect(results).toHaveLength(2);
+    for (const r of results) expect(r).toMatchObject({ success: true, recovered: true });
     await broadcast(other, channel, { i: 11 });
-    await back.until((s) => s.events().length === 6, 10_000, 'a live event after the replay');
-    expect(back.events()).toEqual(range(6, 11));
+    await back.until((s) => s.events(channel).length === 6, 10_000, 'a live event after the replay');
+    expect(back.events(channel)).toEqual(range(6, 11));
+    expect(back.events(odd)).toEqual([3, 4]);
     await back.close();
     await first.close();
   });
