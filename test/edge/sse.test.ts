@@ -280,3 +280,39 @@ describe('GET /sse?job_id= on a node that runs jobs', () => {
     }
   });
 });
+
+describe('GET /sse and the node-wide admission checks', () => {
+  let edge: EdgeProcess;
+  beforeAll(async () => {
+    edge = await startEdge({ MAX_TOTAL_CONNECTIONS: '1', ALLOWED_ORIGINS: 'https://ok.example' });
+  });
+  afterAll(async () => {
+    await edge?.stop();
+  });
+
+  it('refuses an Origin not in ALLOWED_ORIGINS (403) and a node at MAX_TOTAL_CONNECTIONS (503)', async () => {
+    const token = await hsToken({ sub: 'sse-admission', channels: ['adm'] });
+    const path = `${edge.http}/sse?channel=adm&token=${token}`;
+    const evil = await fetch(path, { headers: { origin: 'https://evil.example' } });
+    expect(evil.status).toBe(403);
+    expect(await evil.json()).toMatchObject({ error: 'forbidden' });
+    // A listed origin, or none (a same-origin EventSource sends none; so does curl), gets the stream.
+    const s = new CurlSse(path, { Origin: 'https://ok.example' });
+    try {
+      await s.next((f) => f['type'] === 'subscription_result');
+      expect(s.status).toBe(200);
+      const full = await fetch(path);
+      expect(full.status).toBe(503);
+      expect(await full.json()).toMatchObject({ error: 'too_many_connections' });
+    } finally {
+      await s.close();
+    }
+    await waitFor(async () => ((await stats(edge)).connections === 0 ? true : undefined), 5000, 'the stream released');
+    const plain = new CurlSse(path);
+    try {
+      await plain.next((f) => f['type'] === 'subscription_result', 10_000, 'a stream without Origin');
+    } finally {
+      await plain.close();
+    }
+  });
+});

@@ -1449,7 +1449,8 @@ export class EdgeNode {
       headers: () => this.#commonHeaders(),
       refusal: (origin) => {
         if (this.#state !== 'serving') return { status: 503, error: 'draining' };
-        if (!this.#originAllowed(origin)) return { status: 403, error: ErrorCode.Forbidden };
+        // Browsers send no Origin on a same-origin EventSource GET: only a listed one passes, or none.
+        if (origin !== '' && !this.#originAllowed(origin)) return { status: 403, error: ErrorCode.Forbidden };
         if (this.#conns.size + this.#upgrading >= this.config.maxTotalConnections) return { status: 503, error: ErrorCode.TooManyConnections };
         return undefined;
       },
