@@ -220,6 +220,9 @@ describe('GET /sse on one edge', () => {
       if ((await stats(edge)).connections === 0) break;
     }
     await waitFor(async () => ((await stats(edge)).connections === 0 ? true : undefined), 10_000, 'the stalled stream closed');
+    // Closed by the node's MAX_BACKPRESSURE_BYTES check (not by a socket timeout).
+    const metrics = await (await fetch(`${edge.http}/metrics`)).text();
+    expect(metrics).toMatch(/^switchyard_messages_total\{[^}]*type="slow_consumer"[^}]*\} [1-9]/m);
     socket.destroy();
   });
 });
