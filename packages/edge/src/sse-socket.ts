@@ -212,6 +212,9 @@ export class SseSocket implements ClientSocket {
   end(code: number = CloseCode.Normal): void {
     const phase = this.#phase;
     if (phase === 'done') return;
+    // A graceful end (drain, expiry) still delivers what waits, its last message included;
+    // uWS holds it (bounded: the queue never passes MAX_BACKPRESSURE_BYTES for long).
+    const waiting = code === CloseCode.SlowConsumer ? [] : this.#queue.slice();
     this.#finish();
     if (phase === 'admitting') {
       const { status, error } = refusalFor(code, this.#authError);
@@ -221,7 +224,10 @@ export class SseSocket implements ClientSocket {
       // What is queued would never be read: drop the connection rather than wait on it.
       this.res.close();
     } else {
-      this.res.cork(() => this.res.end());
+      this.res.cork(() => {
+        for (const text of waiting) this.res.write(text);
+        this.res.end();
+      });
     }
     this.owner.closed(this, code);
   }
