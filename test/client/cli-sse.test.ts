@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_SECRET, hsToken, runCli, startEdge, type EdgeProcess } from '../harness/index.js';
 import { uniqueSub } from '../harness/keys.js';
-import { waitFor } from '../harness/ports.js';
+import { freePort, waitFor } from '../harness/ports.js';
 import { BROADCAST_KEY, broadcast } from './helpers.js';
 
 const jsonLines = (text: string) =>
@@ -43,6 +43,20 @@ describe('switchyard watch channel:<name> --sse against a real edge', { timeout:
     const lines = jsonLines(stdout);
     expect(lines.map((l) => l['seq'])).toEqual([1, 2, 3, 4, 5, 6]);
     expect(lines[3]).toMatchObject({ channel, event: 'tick', data: { n: 4 }, timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) });
+  });
+
+  it('opens the stream on the next node given when one cannot be reached', async () => {
+    const channel = `feed:${uniqueSub('sse-next')}`;
+    const token = await hsToken({ sub: 'sse-next', channels: [channel] });
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    const cli = runCli(['watch', `channel:${channel}`, '--sse', '--url', `${dead},${edge.http}`, '--token', token, '--count', '1'], {}, 40_000);
+    const subscribed = async () => ((await (await fetch(`${edge.http}/stats`)).json()) as { sse_streams: number }).sse_streams === 1;
+    await waitFor(async () => ((await subscribed()) ? true : undefined), 20_000, 'the stream on the second node');
+    expect((await broadcast(edge, channel, { n: 1 })).status).toBe(202);
+    const { code, stdout, stderr } = await cli;
+    expect(code, stderr).toBe(0);
+    expect(stderr).toContain('stream lost');
+    expect(jsonLines(stdout).map((l) => l['seq'])).toEqual([1]);
   });
 
   it('exits 4 on a refused stream and 2 on options --sse cannot take', async () => {

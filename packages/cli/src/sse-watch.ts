@@ -8,8 +8,8 @@ const FIRST_RETRY_MS = 250;
 const MAX_RETRY_MS = 5000;
 
 export interface SseWatchOptions {
-  /** Base HTTP URL of the node or proxy. */
-  http: string;
+  /** Base HTTP URLs of the nodes (or a proxy); a stream that drops reopens on the next one. */
+  nodes: readonly string[];
   channel: string;
   token: TokenSource;
   count: number | undefined;
@@ -37,6 +37,7 @@ export async function watchChannelSse(o: SseWatchOptions): Promise<number> {
   let seen = 0;
   let lastId: string | undefined;
   let retryMs = FIRST_RETRY_MS;
+  let node = 0;
   const onFrame = (frame: Frame): void => {
     if (frame['type'] === 'event') {
       if (o.count !== undefined && seen >= o.count) return;
@@ -55,11 +56,12 @@ export async function watchChannelSse(o: SseWatchOptions): Promise<number> {
   try {
     while (!stop.signal.aborted) {
       try {
-        await follow(o, lastId, stop.signal, onFrame, (id) => (lastId = id));
+        await follow(o.nodes[node % o.nodes.length]!, o, lastId, stop.signal, onFrame, (id) => (lastId = id));
       } catch (err) {
         if (err instanceof CommandFailed) throw err;
         if (stop.signal.aborted) break;
         process.stderr.write(`switchyard watch: stream lost (${(err as Error).message}); reconnecting in ${retryMs} ms\n`);
+        node++;
       }
       if (stop.signal.aborted) break;
       await new Promise((resolve) => setTimeout(resolve, retryMs));
@@ -75,9 +77,9 @@ export async function watchChannelSse(o: SseWatchOptions): Promise<number> {
 }
 
 /** One stream, read until it ends; refusals that retrying cannot fix throw CommandFailed. */
-async function follow(o: SseWatchOptions, lastId: string | undefined, signal: AbortSignal, onFrame: (f: Frame) => void, onId: (id: string) => void): Promise<void> {
+async function follow(base: string, o: SseWatchOptions, lastId: string | undefined, signal: AbortSignal, onFrame: (f: Frame) => void, onId: (id: string) => void): Promise<void> {
   const token = typeof o.token === 'string' ? o.token : await o.token();
-  const res = await fetch(`${o.http}/sse?channel=${encodeURIComponent(o.channel)}`, {
+  const res = await fetch(`${base}/sse?channel=${encodeURIComponent(o.channel)}`, {
     headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream', ...(lastId !== undefined && { 'last-event-id': lastId }) },
     signal,
   });

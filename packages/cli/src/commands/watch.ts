@@ -33,7 +33,8 @@ options:
   --timeout S            give up after S seconds (exit 4; a channel watch without --count exits 0)
   --quiet                job: no progress bar, only the final JSON
   --sse                  channel: follow over Server-Sent Events (GET /sse) instead of a
-                         WebSocket; a dropped stream resumes from its Last-Event-ID
+                         WebSocket; a dropped stream resumes from its Last-Event-ID (on the
+                         next --url node when it cannot reach the last one)
 `;
 
 export async function watch(argv: string[]): Promise<void> {
@@ -56,11 +57,13 @@ export async function watch(argv: string[]): Promise<void> {
   const channel = job === undefined ? target.slice('channel:'.length) : `job:${job}`;
   if (!isValidChannel(channel) || (job !== undefined && job === '')) throw new UsageError(`"${target}" does not name a valid job or channel`);
 
-  const { ws, http } = endpoints(values.url, common.env);
+  const { ws } = endpoints(values.url, common.env);
   if (values.sse === true) {
     if (job !== undefined) throw new UsageError('--sse follows channel:<name> targets');
     if (since !== undefined) throw new UsageError('--since is not available with --sse (a stream resumes from its own Last-Event-ID)');
-    return watchSse({ http, channel, token: tokenSource(values, common, [channel]), count, timeoutS });
+    // Every node given, as HTTP: a stream that cannot be (re)opened on one tries the next.
+    const nodes = ws.map((u) => u.replace(/^ws/, 'http').replace(/\/ws$/, ''));
+    return watchSse({ nodes, channel, token: tokenSource(values, common, [channel]), count, timeoutS });
   }
   const client = new SwitchyardClient({ url: ws.length === 1 ? ws[0]! : ws, token: tokenSource(values, common, [channel]) });
   const stop = new AbortController();
