@@ -3,7 +3,6 @@ import type { BrokerEvent } from '@switchyard/broker';
 import type { Claims } from './auth.js';
 import type { SessionRecord } from '@switchyard/sessions';
 import type { SlowLane } from './coalesce.js';
-import type { WebSocket } from './uws.js';
 
 export type ConnState = 'pending' | 'authenticating' | 'ready' | 'closed';
 
@@ -24,6 +23,23 @@ export interface SocketData {
   conn: Connection;
 }
 
+/**
+ * What the node asks of a client's socket: a uWS WebSocket has all of it, and so does an
+ * SSE stream (sse-socket.ts), which lets one join, delivery and close path serve both.
+ */
+export interface ClientSocket {
+  send(frame: string, isBinary?: boolean, compress?: boolean): unknown;
+  cork(cb: () => void): unknown;
+  /** Joins the channel's live fan-out (a uWS topic for a WebSocket). */
+  subscribe(channel: string): unknown;
+  unsubscribe(channel: string): unknown;
+  getBufferedAmount(): number;
+  end(code?: number, reason?: string): void;
+  close(): unknown;
+  ping(): unknown;
+  getUserData(): SocketData;
+}
+
 export function newConnectionId(): string {
   return `c_${randomBytes(9).toString('base64url')}`;
 }
@@ -35,7 +51,7 @@ export function newConnectionId(): string {
 export class Connection {
   readonly id = newConnectionId();
   readonly openedAt = Date.now();
-  ws: WebSocket<SocketData> | undefined;
+  ws: ClientSocket | undefined;
   state: ConnState = 'pending';
   claims: Claims | undefined;
   session: SessionRecord | undefined;

@@ -16,7 +16,7 @@ import {
 import { pino, type Logger } from 'pino';
 import { createVerifier, mintToken, type Claims, type TokenVerifier } from './auth.js';
 import type { EdgeConfig } from './config.js';
-import { Connection, type JoinState, type SocketData } from './connection.js';
+import { Connection, type ClientSocket, type JoinState, type SocketData } from './connection.js';
 import { AuthError } from './errors.js';
 import { HttpError, bearer, keyMatches, parseJsonBody, route, writeReply, type HttpReply, type RequestInfo } from './http.js';
 import { EdgeMetrics } from './metrics.js';
@@ -30,6 +30,7 @@ import { createEdgeJobs, registerJobRoutes } from './jobs.js';
 import { registerConsoleRoutes } from './console/admin.js';
 import { NodeSampler } from './console/sampler.js';
 import { EdgePresence } from './presence.js';
+import { SseHub, type SseHost } from './sse.js';
 import { loadUws, type HttpRequest, type HttpResponse, type TemplatedApp, type WebSocket, type us_listen_socket, type us_socket_context_t, type WebSocketBehavior } from './uws.js';
 
 /** Frames up to this size still reach the edge to be answered `too_large` + 1009. */
@@ -125,6 +126,7 @@ export class EdgeNode {
   /** Latest seq seen per channel with local subscribers: where a closing session stood. */
   readonly #channelSeq = new Map<string, { seq: number; epoch: string }>();
   #app: TemplatedApp | undefined;
+  #sse: SseHub | undefined;
   #listenSocket: us_listen_socket | undefined;
   #port = 0;
   #upgrading = 0;
@@ -321,7 +323,7 @@ export class EdgeNode {
     return origin !== '' && allowed.includes(origin);
   }
 
-  #onOpen(ws: WebSocket<SocketData>): void {
+  #onOpen(ws: ClientSocket): void {
     const conn = ws.getUserData().conn;
     conn.ws = ws;
     this.#conns.add(conn);
@@ -915,6 +917,7 @@ export class EdgeNode {
     }
     const subscribers = app.numSubscribers(channel);
     if (subscribers > 0) app.publish(channel, event.frame, false, false);
+    const streams = this.#sse?.deliver(event) ?? 0;
     const slow = this.#slowMembers.get(channel);
     if (slow !== undefined) for (const conn of slow) this.#enqueueSlow(conn, event);
     // A coalescable event is where a slow client hurts most (a flood of progress): check its
@@ -935,7 +938,7 @@ export class EdgeNode {
         if (join.waiting !== undefined && event.seq >= join.waiting.sent) this.#completeJoin(conn, channel, join);
       }
     }
-    this.metrics.count('event', 'out', subscribers);
+    this.metrics.count('event', 'out', subscribers + streams);
     this.metrics.deliveryLatency.observe(Math.max(0, Date.now() - event.publishedAt) / 1000);
   }
 
@@ -994,6 +997,7 @@ export class EdgeNode {
     if (n > 0) app.publish(channel, frame, false, false);
     const slow = this.#slowMembers.get(channel);
     if (slow !== undefined) for (const conn of slow) if (conn.open) conn.send(frame);
+    this.#sse?.publish(channel, frame);
     this.metrics.count('presence_signal', 'out', n + (slow?.size ?? 0));
   }
 
@@ -1006,6 +1010,7 @@ export class EdgeNode {
     }
     const frame = encodeFrame({ type: 'subscription_result', channel, success: true, seq: position.seq, epoch: position.epoch, recovered: false });
     this.#app?.publish(channel, frame, false, false);
+    this.#sse?.publish(channel, frame);
     this.log.warn({ channel, epoch: position.epoch }, 'channel history reset; subscribers told recovered:false');
   }
 
@@ -1101,7 +1106,7 @@ export class EdgeNode {
 
   // ───────────────────────────── close and sweeps ─────────────────────────────
 
-  #onClose(ws: WebSocket<SocketData>, code: number): void {
+  #onClose(ws: ClientSocket, code: number): void {
     const conn = ws.getUserData().conn;
     const buffered = conn.bufferedAtEnd;
     conn.state = 'closed';
@@ -1325,6 +1330,8 @@ export class EdgeNode {
     app.post('/auth/token', route((info) => this.#mintToken(info), common, bodyLimit));
     registerConsoleRoutes(app, { config: this.config, registry: this.registry, broker: this.broker, jobs: this.#jobs, sampler: this.#sampler, log: this.log }, common);
     app.get('/presence/*', route((info) => this.#presence.http(info), common));
+    this.#sse = new SseHub(this.#sseHost());
+    this.#sse.register(app);
     registerJobRoutes(app, { jobs: this.#jobs, verifier: this.#verifier, metrics: this.metrics, maxJobBytes: this.config.maxJobBytes }, common);
     app.any('/*', route((info) => {
       throw new HttpError(404, ErrorCode.NotFound, `no route for ${info.method.toUpperCase()} ${info.url}`);
@@ -1399,6 +1406,7 @@ export class EdgeNode {
       worker_id: this.config.workerId,
       connections: this.#conns.size,
       authenticated_connections: authenticated,
+      sse_streams: this.#sse?.streams ?? 0,
       users: this.#byUser.size,
       sessions: this.sessions.count(),
       total_sessions: this.sessions.count(),
@@ -1478,6 +1486,28 @@ export class EdgeNode {
       ...(this.config.jwtAudience !== undefined && { audience: this.config.jwtAudience }),
     } as Parameters<typeof mintToken>[1]);
     return { status: 200, body: { token, expires_at: new Date(expiresAt * 1000).toISOString(), expires_in: ttl } };
+  }
+
+  /** Server-Sent Events (sse.ts) reuse the WebSocket client's admission, join, limits and close. */
+  #sseHost(): SseHost {
+    return {
+      config: this.config,
+      log: this.log,
+      broker: this.broker,
+      verifier: this.#verifier,
+      headers: () => this.#commonHeaders(),
+      refusal: (origin) => {
+        if (this.#state !== 'serving') return { status: 503, error: 'draining' };
+        // Browsers send no Origin on a same-origin EventSource GET: only a listed one passes, or none.
+        if (origin !== '' && !this.#originAllowed(origin)) return { status: 403, error: ErrorCode.Forbidden };
+        if (this.#conns.size + this.#upgrading >= this.config.maxTotalConnections) return { status: 503, error: ErrorCode.TooManyConnections };
+        return undefined;
+      },
+      mayRead: (claims, channel) => this.#mayRead(claims, channel),
+      open: (socket) => this.#guard('open', () => this.#onOpen(socket), () => socket.close()),
+      subscribe: (conn, channel, since, epoch) => this.#subscribe(conn, channel, since, undefined, epoch),
+      closed: (socket, code) => this.#guard('close', () => this.#onClose(socket, code)),
+    };
   }
 
   // ───────────────────────────── lifecycle ─────────────────────────────

@@ -2,6 +2,7 @@ import { SwitchyardClient, followJob, isValidChannel, type ChannelEvent, type Jo
 import { UsageError, parse } from '../args.js';
 import { jobLine } from '../progress.js';
 import { CommandFailed, REMOTE_OPTIONS, endpoints, tokenSource } from '../remote.js';
+import { watchChannelSse, type SseWatchOptions } from '../sse-watch.js';
 
 export const summary = 'follow a job (progress bar; exit 0 completed, 1 failed, 3 cancelled, 4 cannot watch) or channel:<name> (JSON lines)';
 
@@ -31,6 +32,9 @@ options:
   --count N              channel: exit after N events
   --timeout S            give up after S seconds (exit 4; a channel watch without --count exits 0)
   --quiet                job: no progress bar, only the final JSON
+  --sse                  channel: follow over Server-Sent Events (GET /sse) instead of a
+                         WebSocket; a dropped stream resumes from its Last-Event-ID (on the
+                         next --url node when it cannot reach the last one)
 `;
 
 export async function watch(argv: string[]): Promise<void> {
@@ -40,6 +44,7 @@ export async function watch(argv: string[]): Promise<void> {
     count: { type: 'string' },
     timeout: { type: 'string' },
     quiet: { type: 'boolean' },
+    sse: { type: 'boolean' },
   });
   const target = positionals[0];
   if (target === undefined || positionals.length > 1) throw new UsageError(`watch takes one target: a job id, job:<id> or channel:<name>\n\n${HELP}`);
@@ -53,6 +58,13 @@ export async function watch(argv: string[]): Promise<void> {
   if (!isValidChannel(channel) || (job !== undefined && job === '')) throw new UsageError(`"${target}" does not name a valid job or channel`);
 
   const { ws } = endpoints(values.url, common.env);
+  if (values.sse === true) {
+    if (job !== undefined) throw new UsageError('--sse follows channel:<name> targets');
+    if (since !== undefined) throw new UsageError('--since is not available with --sse (a stream resumes from its own Last-Event-ID)');
+    // Every node given, as HTTP: a stream that cannot be (re)opened on one tries the next.
+    const nodes = ws.map((u) => u.replace(/^ws/, 'http').replace(/\/ws$/, ''));
+    return watchSse({ nodes, channel, token: tokenSource(values, common, [channel]), count, timeoutS });
+  }
   const client = new SwitchyardClient({ url: ws.length === 1 ? ws[0]! : ws, token: tokenSource(values, common, [channel]) });
   const stop = new AbortController();
   const onSignal = () => stop.abort();
@@ -72,6 +84,23 @@ export async function watch(argv: string[]): Promise<void> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await client.close();
+  }
+}
+
+async function watchSse(o: Omit<SseWatchOptions, 'signal'>): Promise<void> {
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    process.exitCode = await watchChannelSse({ ...o, signal: stop.signal });
+  } catch (err) {
+    if (!(err instanceof CommandFailed)) throw err;
+    process.stderr.write(`switchyard watch: ${err.message}\n`);
+    process.exitCode = err.exitCode;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 
