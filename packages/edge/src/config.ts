@@ -36,7 +36,7 @@ export const edgeSettings = {
   rateLimitBurst: int('RATE_LIMIT_BURST', 100, 'frames a connection may send in a burst (past it: close 4008)', { min: 1 }),
   maxBackpressureBytes: int('MAX_BACKPRESSURE_BYTES', 1_048_576, 'bytes buffered for a slow client before it is closed 4010', { min: 1024 }),
   coalesceBytes: optionalInt('COALESCE_BYTES', 'buffered bytes past which a client’s coalescable events (job.progress, publishes with `coalesce`) keep only the latest', '¼ of `MAX_BACKPRESSURE_BYTES`', 1024),
-  maxReplayBytesInFlight: int('MAX_REPLAY_BYTES_IN_FLIGHT', 67_108_864, 'history bytes a node holds at once for replays (`since`, resume) across all its clients; replays past it wait their turn', { min: 65_536 }),
+  maxReplayBytesInFlight: int('MAX_REPLAY_BYTES_IN_FLIGHT', 16_777_216, 'history bytes a node holds at once for replays (`since`, resume) across all its clients; replays past it wait their turn', { min: 65_536 }),
   replayStallMs: int('REPLAY_STALL_MS', 5000, 'a replay that cannot continue because its client has not read for this long closes the client 4010 (session resumable)', { min: 100 }),
   backpressureCheckMs: int('BACKPRESSURE_CHECK_MS', 250, 'how often buffered amounts are checked', { min: 10 }),
   pingIntervalS: int('PING_INTERVAL_S', 25, 'seconds between server pings', { min: 1 }),

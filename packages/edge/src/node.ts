@@ -729,7 +729,9 @@ export class EdgeNode {
       const snapshot = withSnapshot ? await this.#jobSnapshot(channel) : undefined;
       let page: HistoryPage | undefined;
       let tail: { page: HistoryPage; seq: number; from: number } | undefined;
-      const readPage = (from: number, limit: number) => this.broker.history(channel, from, limit);
+      // Superseded meanwhile (an unsubscribe right behind the subscribe): no history is read at all.
+      const wanted = () => conn.open && conn.joining.get(channel) === join;
+      const readPage = (from: number, limit: number) => (wanted() ? this.broker.history(channel, from, limit) : this.broker.position(channel).then((p) => ({ ...p, events: [], recovered: false })));
       if (snapshot === undefined) page = since === undefined ? undefined : await this.#replayer.firstPage(readPage, since);
       else if (since === undefined) page = (tail = await this.#tailOf(channel, snapshot, undefined, epoch)).page;
       else {
@@ -767,9 +769,8 @@ export class EdgeNode {
       });
       this.metrics.count('subscription_result', 'out');
       if (page !== undefined && Replayer.hasMore(page, last)) {
-        const alive = () => conn.open && conn.joining.get(channel) === join;
-        const outcome = await this.#replayRest(conn, channel, readPage, alive, last, page);
-        if (!alive()) {
+        const outcome = await this.#replayRest(conn, channel, readPage, wanted, last, page);
+        if (!wanted()) {
           this.broker.unsubscribe(channel);
           return;
         }

@@ -9,7 +9,7 @@ import type { BrokerEvent, HistoryPage } from '@switchyard/broker';
  */
 
 /** Events in a replay's first page, before it knows how large this channel's events are. */
-export const FIRST_PAGE_EVENTS = 16;
+export const FIRST_PAGE_EVENTS = 8;
 /** Most events in one page, however small. */
 const MAX_PAGE_EVENTS = 512;
 /** What a page is sized to, in bytes, once the event size is known. */
@@ -143,8 +143,13 @@ export class Replayer {
     readonly maxEventBytes: number,
   ) {}
 
-  /** A replay's first page, read under the node's budget. */
+  /**
+   * A replay's first page, read under the node's budget. It waits one turn of the event loop
+   * first: an `unsubscribe` pipelined right behind the `subscribe` lands before any history is
+   * read (the reader then reads none).
+   */
   async firstPage(read: PageReader, since: number): Promise<HistoryPage> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
     const hold = await this.budget.acquire(FIRST_PAGE_EVENTS * this.maxEventBytes);
     try {
       return await read(since, FIRST_PAGE_EVENTS);
