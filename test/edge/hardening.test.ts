@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, hsToken, startEdge, type EdgeProcess, type TestClient } from '../harness/index.js';
 import { waitFor } from '../harness/ports.js';
+import { DEMO_PIPELINE, getJob, postJob } from '../jobs/helpers.js';
 
 /**
  * Issue 11's findings, each against a real edge (in memory): a token refresh ends the
@@ -225,5 +226,24 @@ describe('one byte bound per client (MAX_BACKPRESSURE_BYTES)', () => {
     const { client: back, hello: again } = await connect(edge.url, reader, { session_id: rHello['session_id'] });
     expect(again).toMatchObject({ type: 'auth_success', resumed: true });
     back.close();
+  });
+});
+
+describe('job ids on the HTTP API', () => {
+  let edge: EdgeProcess;
+  beforeAll(async () => {
+    edge = await startEdge({ PIPELINE_EXECUTABLE: DEMO_PIPELINE, GPU_DEVICES: 'none', REDIS_URL: undefined, KAFKA_SERVERS: undefined });
+  });
+  afterAll(async () => {
+    await edge?.stop();
+  });
+
+  it('an id outside the safe alphabet is 400 on POST, GET and DELETE; a safe one is accepted', async () => {
+    const token = await hsToken({ sub: 'ids' });
+    for (const id of ['../x', 'a/../../b', '.hidden', 'a..b', '-rf']) {
+      expect((await postJob(edge.http, token, { job_id: id, params: { stages: 1, stage_ms: 1 } })).status, id).toBe(400);
+      for (const method of ['GET', 'DELETE']) expect((await getJob(edge.http, token, id, method)).status, `${method} ${id}`).toBe(400);
+    }
+    expect(await postJob(edge.http, token, { job_id: 'safe-id_1.2:3', params: { stages: 1, stage_ms: 1 } })).toMatchObject({ status: 202, body: { job_id: 'safe-id_1.2:3' } });
   });
 });

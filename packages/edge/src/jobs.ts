@@ -1,5 +1,5 @@
 import { RedisBroker, type Broker } from '@switchyard/broker';
-import { JobError, JobReaper, JobService, KafkaJobQueue, RedisJobControl, RedisJobStore, createKafka, isValidJobId, jobTopics, leaseIndexKey } from '@switchyard/jobs';
+import { JOB_ID_ALPHABET, JobError, JobReaper, JobService, KafkaJobQueue, RedisJobControl, RedisJobStore, createKafka, isValidJobId, jobTopics, leaseIndexKey } from '@switchyard/jobs';
 import { ErrorCode } from '@switchyard/protocol';
 import type { Logger } from 'pino';
 import type { Claims, TokenVerifier } from './auth.js';
@@ -103,7 +103,7 @@ function jobIdOf(info: RequestInfo): string {
   } catch {
     id = '';
   }
-  if (!isValidJobId(id)) throw new HttpError(400, ErrorCode.BadChannel, 'the job id must be 1–128 characters of A-Z a-z 0-9 : _ - . @ /');
+  if (!isValidJobId(id)) throw new HttpError(400, ErrorCode.BadChannel, `the job id must be ${JOB_ID_ALPHABET}`);
   return id;
 }
 
