@@ -101,3 +101,36 @@ describe('hostile clients on Redis', () => {
     HOSTILE_MS + 180_000,
   );
 });
+
+describe('the node position hash on Redis', () => {
+  let redis: RedisServer;
+  let edge: EdgeProcess;
+  beforeAll(async () => {
+    redis = await startRedis();
+    edge = await startEdge({ REDIS_URL: redis.url, BROADCAST_API_KEY: KEY, WORKER_ID: 'pos-1' });
+  }, 60_000);
+  afterAll(async () => {
+    await edge?.stop();
+    await redis?.stop();
+  });
+
+  const fields = (): number => {
+    const key = redis.cli('--scan', '--pattern', '*node:pos-1:pos').trim();
+    return key === '' ? 0 : Number(redis.cli('HLEN', key).trim());
+  };
+
+  it('keeps a field only for the channels the node still holds', async () => {
+    const channels = Array.from({ length: 12 }, (_, i) => `pos:${i}`);
+    const { client } = await connect(edge.url, await hsToken({ sub: 'pos', channels: ['pos:*'] }));
+    for (const channel of channels) expect(await client.request({ type: 'subscribe', channel })).toMatchObject({ success: true });
+    for (const channel of channels) {
+      const res = await fetch(`${edge.http}/broadcast`, { method: 'POST', headers: { authorization: `Bearer ${KEY}` }, body: JSON.stringify({ channel, data: 1 }) });
+      expect(res.status).toBe(202);
+    }
+    await waitFor(() => (fields() === 12 ? true : undefined), 15_000, 'a field per held channel');
+    for (const channel of channels.slice(4)) await client.request({ type: 'unsubscribe', channel });
+    await waitFor(() => (fields() === 4 ? true : undefined), 15_000, 'fields of released channels removed');
+    client.close();
+    await waitFor(() => (fields() === 0 ? true : undefined), 15_000, 'no field once the node holds no channel');
+  });
+});

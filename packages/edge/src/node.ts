@@ -943,7 +943,7 @@ export class EdgeNode {
       this.#removeMember(this.#members, channel, conn);
       this.#removeMember(this.#slowMembers, channel, conn);
       conn.lane?.channels.delete(channel);
-      if (!this.#members.has(channel) && !this.#joiners.has(channel)) this.#channelSeq.delete(channel);
+      if (!this.#members.has(channel) && !this.#joiners.has(channel)) this.#forgetChannel(channel);
       return true;
     }
     // A pending join notices it was superseded and releases its own broker interest; a join
@@ -1197,7 +1197,7 @@ export class EdgeNode {
     for (const channel of conn.subscriptions) {
       this.#removeMember(this.#members, channel, conn);
       this.#removeMember(this.#slowMembers, channel, conn);
-      if (!this.#members.has(channel) && !this.#joiners.has(channel)) this.#channelSeq.delete(channel);
+      if (!this.#members.has(channel) && !this.#joiners.has(channel)) this.#forgetChannel(channel);
     }
     conn.lane = undefined;
     conn.subscriptions.clear();
@@ -1356,6 +1356,11 @@ export class EdgeNode {
       this.#removeMember(this.#slowMembers, channel, conn);
     }
     conn.lane = undefined;
+  }
+
+  /** No local subscriber or joiner is left: the channel's position is no longer this node's to record. */
+  #forgetChannel(channel: string): void {
+    if (this.#channelSeq.delete(channel)) this.registry.forgetPosition(channel);
   }
 
   #addMember(map: Map<string, Set<Connection>>, channel: string, conn: Connection): void {
