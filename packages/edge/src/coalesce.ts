@@ -94,6 +94,8 @@ export class SlowLane {
       if (item.key !== undefined) this.#latest.delete(`${item.channel}\u0000${item.key}`);
       this.#bytes -= event.frame.length;
       item.event = undefined;
+      // The channel left the lane (unsubscribed, or its right revoked): what it queued is not sent.
+      if (!this.channels.has(item.channel)) continue;
       send(withCoalesced(event.frame, item.replaced));
       this.sent.set(item.channel, item.seq);
     }
