@@ -198,10 +198,9 @@ describe('MAX_TOTAL_CONNECTIONS', () => {
       clients.push(client);
       expect(hello.type).toBe('auth_success');
     }
-    // An unauthenticated connection counts too.
-    const third = new TestClient(edge.url);
+    // PROTOCOL.md §9: only authenticated connections count (unauthenticated ones: MAX_PENDING_AUTH).
+    const third = (await connect(edge.url, token)).client;
     clients.push(third);
-    await third.opened;
 
     const refused = await rawUpgrade(edge.url);
     expect(refused.status).toBe(503);

@@ -304,6 +304,9 @@ describe('GET /sse and the node-wide admission checks', () => {
     try {
       await s.next((f) => f['type'] === 'subscription_result');
       expect(s.status).toBe(200);
+      // A cross-origin EventSource needs CORS on the stream itself (PROTOCOL.md §9 "HTTP hygiene").
+      expect(s.headers['access-control-allow-origin']).toBe('https://ok.example');
+      expect(s.headers['x-content-type-options']).toBe('nosniff');
       const full = await fetch(path);
       expect(full.status).toBe(503);
       expect(await full.json()).toMatchObject({ error: 'too_many_connections' });
@@ -316,6 +319,38 @@ describe('GET /sse and the node-wide admission checks', () => {
       await plain.next((f) => f['type'] === 'subscription_result', 10_000, 'a stream without Origin');
     } finally {
       await plain.close();
+    }
+  });
+});
+
+describe('GET /sse and MAX_CONNECTIONS_PER_IP (shared with WebSockets)', () => {
+  let edge: EdgeProcess;
+  beforeAll(async () => {
+    edge = await startEdge({ MAX_CONNECTIONS_PER_IP: '1' });
+  });
+  afterAll(async () => {
+    await edge?.stop();
+  });
+
+  it('refuses a second stream from the same address with 429 too_many_connections', async () => {
+    const token = await hsToken({ sub: 'sse-per-ip', channels: ['ip'] });
+    const path = `${edge.http}/sse?channel=ip&token=${token}`;
+    const s = new CurlSse(path);
+    try {
+      await s.next((f) => f['type'] === 'subscription_result');
+      const second = await fetch(path);
+      expect(second.status).toBe(429);
+      expect(await second.json()).toMatchObject({ error: 'too_many_connections' });
+    } finally {
+      await s.close();
+    }
+    // Once the stream is gone the address is free again.
+    await waitFor(async () => ((await stats(edge)).connections === 0 ? true : undefined), 5000, 'the stream released');
+    const again = new CurlSse(path);
+    try {
+      await again.next((f) => f['type'] === 'subscription_result', 10_000, 'a stream after the first one ended');
+    } finally {
+      await again.close();
     }
   });
 });

@@ -97,7 +97,11 @@ export interface Broker {
    * while not known. A joining subscriber whose history read ran ahead of it waits for it.
    */
   delivered?(channel: string): ChannelPosition | undefined;
-  history(channel: string, since: number): Promise<HistoryPage>;
+  /**
+   * Events after `since` still retained, oldest first; at most `limit` of them when given (a
+   * page: the rest is read with `since` = the last seq of this one).
+   */
+  history(channel: string, since: number, limit?: number): Promise<HistoryPage>;
   health(): BrokerHealth;
   /** Resolves once the backing store is reachable; rejects after `timeoutMs`. */
   ready(timeoutMs?: number): Promise<void>;

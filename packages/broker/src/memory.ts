@@ -121,14 +121,14 @@ export class MemoryBroker implements Broker {
     return { seq: state.seq, epoch: state.epoch };
   }
 
-  async history(channel: string, since: number): Promise<HistoryPage> {
+  async history(channel: string, since: number, limit = Infinity): Promise<HistoryPage> {
     const state = this.#state(channel, Date.now());
     const { seq, epoch } = state;
     if (since >= seq) return { seq, epoch, events: [], recovered: since === seq };
     const oldest = Math.max(1, seq - this.#historySize + 1);
     const from = Math.max(since + 1, oldest);
     const events: BrokerEvent[] = [];
-    for (let s = from; s <= seq; s++) {
+    for (let s = from; s <= seq && events.length < limit; s++) {
       const e = state.ring[s % this.#historySize];
       if (e !== undefined && e.seq === s) events.push(e);
     }

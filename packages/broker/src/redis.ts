@@ -380,8 +380,8 @@ export class RedisBroker implements Broker {
     return { seq: page.seq, epoch: page.epoch };
   }
 
-  async history(channel: string, since: number): Promise<HistoryPage> {
-    return this.#history(channel, since);
+  async history(channel: string, since: number, limit?: number): Promise<HistoryPage> {
+    return this.#history(channel, since, limit);
   }
 
   delivered(channel: string): ChannelPosition | undefined {
@@ -389,11 +389,11 @@ export class RedisBroker implements Broker {
     return st === undefined || st.epoch === undefined ? undefined : { seq: st.last, epoch: st.epoch };
   }
 
-  async #history(channel: string, since: number): Promise<HistoryPage> {
+  async #history(channel: string, since: number, limit = 0): Promise<HistoryPage> {
     const [meta, hist] = this.#keys(channel);
     let raw: [number, string, number, (string | Buffer)[]];
     try {
-      raw = await (this.#cmd as unknown as ScriptClient).syHistory(meta, hist, since, newEpoch(), this.#ttlS);
+      raw = await (this.#cmd as unknown as ScriptClient).syHistory(meta, hist, since, newEpoch(), this.#ttlS, Number.isFinite(limit) ? limit : 0);
     } catch (err) {
       throw new BrokerUnavailableError(`history of ${channel} failed: ${(err as Error).message}`, { cause: err });
     }
@@ -401,7 +401,8 @@ export class RedisBroker implements Broker {
     const epoch = String(raw[1]);
     const first = Number(raw[2]);
     const frames = raw[3];
-    const start = seq - frames.length + 1;
+    // Frames run from the first retained seq after `since` (a page may stop before `seq`).
+    const start = Math.max(since + 1, first);
     const events: BrokerEvent[] = frames.map((f, i) => ({ channel, seq: start + i, frame: String(f), publishedAt: 0 }));
     const recovered = since < 0 ? true : since === seq || (since < seq && first > 0 && first <= since + 1);
     return { seq, epoch, events, recovered };

@@ -49,8 +49,8 @@ return {seq, epoch}
 `;
 
 /**
- * KEYS: meta, history. ARGV: since (-1: position only), new epoch, ttl s.
- * Returns {seq, epoch, first retained seq, frames after since}.
+ * KEYS: meta, history. ARGV: since (-1: position only), new epoch, ttl s, limit (0: all).
+ * Returns {seq, epoch, first retained seq, frames after since (at most limit)}.
  */
 export const HISTORY_LUA = `
 local epoch = redis.call('HGET', KEYS[1], 'e')
@@ -73,5 +73,9 @@ if from < first then from = first end
 if from > seq then
   return {seq, epoch, first, {}}
 end
-return {seq, epoch, first, redis.call('LRANGE', KEYS[2], from - first - len, -1)}
+local start = from - first - len
+local stop = -1
+local limit = tonumber(ARGV[4] or '0')
+if limit > 0 and start + limit - 1 < -1 then stop = start + limit - 1 end
+return {seq, epoch, first, redis.call('LRANGE', KEYS[2], start, stop)}
 `;

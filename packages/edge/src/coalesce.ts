@@ -27,7 +27,10 @@ export function withCoalesced(frame: string, replaced: number): string {
 }
 
 interface Queued {
-  readonly event: BrokerEvent;
+  /** Undefined once superseded: its frame is let go at once, not when the queue reaches it. */
+  event: BrokerEvent | undefined;
+  readonly channel: string;
+  readonly seq: number;
   readonly key: string | undefined;
   replaced: number;
   superseded: boolean;
@@ -47,11 +50,15 @@ export class SlowLane {
   #queue: Queued[] = [];
   #head = 0;
   readonly #latest = new Map<string, Queued>();
-  /** Bytes held that can never be coalesced away. */
-  #fixedBytes = 0;
+  /**
+   * Bytes of every frame held, coalescable ones included: each distinct coalesce key is a
+   * frame held until sent, so a client publishing under ever new keys cannot grow this
+   * lane past MAX_BACKPRESSURE_BYTES.
+   */
+  #bytes = 0;
 
   get bytes(): number {
-    return this.#fixedBytes;
+    return this.#bytes;
   }
 
   get empty(): boolean {
@@ -62,18 +69,19 @@ export class SlowLane {
     const from = this.channels.get(event.channel);
     if (from === undefined || event.seq <= from) return;
     const key = coalesceKey(event.frame);
-    const item: Queued = { event, key, replaced: 0, superseded: false };
+    const item: Queued = { event, channel: event.channel, seq: event.seq, key, replaced: 0, superseded: false };
     if (key !== undefined) {
       const scoped = `${event.channel}\u0000${key}`;
       const previous = this.#latest.get(scoped);
       if (previous !== undefined && !previous.superseded) {
         previous.superseded = true;
+        this.#bytes -= previous.event!.frame.length;
+        previous.event = undefined;
         item.replaced = previous.replaced + 1;
       }
       this.#latest.set(scoped, item);
-    } else {
-      this.#fixedBytes += event.frame.length;
     }
+    this.#bytes += event.frame.length;
     this.#queue.push(item);
   }
 
@@ -81,11 +89,15 @@ export class SlowLane {
   flush(send: (frame: string) => void, canSend: () => boolean): boolean {
     while (this.#head < this.#queue.length && canSend()) {
       const item = this.#queue[this.#head++]!;
-      if (item.superseded) continue;
-      if (item.key !== undefined) this.#latest.delete(`${item.event.channel}\u0000${item.key}`);
-      else this.#fixedBytes -= item.event.frame.length;
-      send(withCoalesced(item.event.frame, item.replaced));
-      this.sent.set(item.event.channel, item.event.seq);
+      const event = item.event;
+      if (item.superseded || event === undefined) continue;
+      if (item.key !== undefined) this.#latest.delete(`${item.channel}\u0000${item.key}`);
+      this.#bytes -= event.frame.length;
+      item.event = undefined;
+      // The channel left the lane (unsubscribed, or its right revoked): what it queued is not sent.
+      if (!this.channels.has(item.channel)) continue;
+      send(withCoalesced(event.frame, item.replaced));
+      this.sent.set(item.channel, item.seq);
     }
     if (this.#head >= this.#queue.length) {
       this.#queue = [];

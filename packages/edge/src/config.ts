@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { ConfigError, bool, int, list, loadSettings, num, oneOf, str, type Setting, type SettingsOf, type SettingsSources } from '@switchyard/config';
 import { jobSettings } from '@switchyard/jobs';
+import { trustedProxyList } from './admission.js';
 
 const MIN_SECRET_BYTES = 32;
 
@@ -25,13 +26,18 @@ export const edgeSettings = {
 
   maxMessageBytes: int('MAX_MESSAGE_BYTES', 65_536, 'largest accepted client frame (bigger: `too_large`, close 1009)', { min: 64 }),
   maxConnectionsPerUser: int('MAX_CONNECTIONS_PER_USER', 5, 'connections one `sub` may hold (next: close 4009)', { min: 1 }),
-  maxTotalConnections: int('MAX_TOTAL_CONNECTIONS', 100_000, 'connections per node (next upgrade: HTTP 503)', { min: 1 }),
+  maxTotalConnections: int('MAX_TOTAL_CONNECTIONS', 100_000, 'authenticated connections per node (next upgrade: HTTP 503; a first-frame `auth` past it: `auth_error` and close 4009)', { min: 1 }),
+  maxPendingAuth: int('MAX_PENDING_AUTH', 1000, 'connections per node that have not authenticated yet (next upgrade: HTTP 503); they do not count against `MAX_TOTAL_CONNECTIONS`', { min: 1 }),
+  maxConnectionsPerIp: int('MAX_CONNECTIONS_PER_IP', 0, 'connections one client address may hold on a node, authenticated or not (next upgrade: HTTP 429 `{"error":"too_many_connections"}`); 0 = no limit', { min: 0 }),
+  trustedProxies: list('TRUSTED_PROXIES', 'comma list of proxy IPs or CIDR blocks whose `X-Forwarded-For` gives the client address; unset: the peer address is used'),
   userRateLimitPerS: int('USER_RATE_LIMIT_PER_S', 200, 'publishes + directs per second one user may make, cluster-wide', { min: 1 }),
   maxSubscriptionsPerConnection: int('MAX_SUBSCRIPTIONS_PER_CONNECTION', 100, 'channels one connection may subscribe to', { min: 1 }),
   rateLimitPerS: int('RATE_LIMIT_PER_S', 50, 'frames per second a connection may send, sustained', { min: 1 }),
   rateLimitBurst: int('RATE_LIMIT_BURST', 100, 'frames a connection may send in a burst (past it: close 4008)', { min: 1 }),
   maxBackpressureBytes: int('MAX_BACKPRESSURE_BYTES', 1_048_576, 'bytes buffered for a slow client before it is closed 4010', { min: 1024 }),
   coalesceBytes: optionalInt('COALESCE_BYTES', 'buffered bytes past which a client’s coalescable events (job.progress, publishes with `coalesce`) keep only the latest', '¼ of `MAX_BACKPRESSURE_BYTES`', 1024),
+  maxReplayBytesInFlight: int('MAX_REPLAY_BYTES_IN_FLIGHT', 16_777_216, 'history bytes a node holds at once for replays (`since`, resume) across all its clients; replays past it wait their turn', { min: 65_536 }),
+  replayStallMs: int('REPLAY_STALL_MS', 5000, 'a replay that cannot continue because its client has not read for this long closes the client 4010 (session resumable)', { min: 100 }),
   backpressureCheckMs: int('BACKPRESSURE_CHECK_MS', 250, 'how often buffered amounts are checked', { min: 10 }),
   pingIntervalS: int('PING_INTERVAL_S', 25, 'seconds between server pings', { min: 1 }),
   idleTimeoutS: int('IDLE_TIMEOUT_S', 60, 'seconds without any frame from a client before it is dropped', { min: 2 }),
@@ -105,6 +111,7 @@ export function loadEdgeConfig(sources: SettingsSources = {}, overrides: Partial
   if (settings.idleTimeoutS <= settings.pingIntervalS) {
     throw new ConfigError('IDLE_TIMEOUT_S', `must be greater than PING_INTERVAL_S (${settings.pingIntervalS})`);
   }
+  trustedProxyList(settings.trustedProxies);
   if (settings.kafkaServers !== undefined && settings.redisUrl === undefined && settings.redisClusterNodes === undefined) {
     throw new ConfigError('KAFKA_SERVERS', 'needs REDIS_URL (or REDIS_CLUSTER_NODES): runners report job status and events through Redis');
   }

@@ -3,12 +3,16 @@ import type { BrokerEvent } from '@switchyard/broker';
 import type { Claims } from './auth.js';
 import type { SessionRecord } from '@switchyard/sessions';
 import type { SlowLane } from './coalesce.js';
+import { ReplayGate } from './replay.js';
+import type { WebSocket } from './uws.js';
 
 export type ConnState = 'pending' | 'authenticating' | 'ready' | 'closed';
 
 /** Events that arrive for a channel while a subscribe is fetching its position or history. */
 export interface JoinState {
   buffer: BrokerEvent[];
+  /** Bytes of `buffer`: they count against MAX_BACKPRESSURE_BYTES. */
+  bufferBytes: number;
   overflowed: boolean;
   /**
    * Set once history has been sent up to `sent` (in `epoch`) but this node's live stream of the
@@ -61,6 +65,11 @@ export class Connection {
   readonly joining = new Map<string, JoinState>();
   /** Frames that arrive while a first-frame `auth` is being verified, replayed after it. */
   readonly queued: string[] = [];
+  queuedBytes = 0;
+  /** How admission counts this connection: pending until it authenticates (admission.ts). */
+  admittedAs: 'pending' | 'authenticated' | undefined;
+  /** Replays waiting for this socket to drain (replay.ts). */
+  readonly replay = new ReplayGate();
   authTimer: NodeJS.Timeout | undefined;
   expiryTimer: NodeJS.Timeout | undefined;
   tokens: number;
@@ -82,6 +91,17 @@ export class Connection {
 
   get open(): boolean {
     return this.state !== 'closed' && this.ws !== undefined;
+  }
+
+  /**
+   * Everything the node holds for this client because of what it asked for (PROTOCOL.md §9):
+   * the socket's buffer, its slow lane, live events buffered while joining, frames queued
+   * during auth. Past MAX_BACKPRESSURE_BYTES the client is closed 4010.
+   */
+  heldBytes(buffered: number): number {
+    let n = buffered + (this.lane?.bytes ?? 0) + this.queuedBytes;
+    for (const join of this.joining.values()) n += join.bufferBytes;
+    return n;
   }
 
   /** Token bucket: RATE_LIMIT_PER_S refill, RATE_LIMIT_BURST capacity. */

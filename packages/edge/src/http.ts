@@ -1,4 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
+import { MAX_JSON_DEPTH, nestedTooDeep } from '@switchyard/protocol';
+import type { HeaderList } from './http-hygiene.js';
 import type { HttpRequest, HttpResponse } from './uws.js';
 
 /** What a route answers; written in one corked call so headers and body leave together. */
@@ -53,7 +55,7 @@ export function statusLine(status: number): string {
 }
 
 /** Writes a reply; must run inside `res.cork` when called asynchronously. */
-export function writeReply(res: HttpResponse, reply: HttpReply, common: readonly (readonly [string, string])[]): void {
+export function writeReply(res: HttpResponse, reply: HttpReply, common: HeaderList): void {
   res.writeStatus(statusLine(reply.status));
   for (const [k, v] of common) res.writeHeader(k, v);
   if (reply.headers !== undefined) for (const [k, v] of Object.entries(reply.headers)) res.writeHeader(k, v);
@@ -66,8 +68,17 @@ export function writeReply(res: HttpResponse, reply: HttpReply, common: readonly
   res.end(isText ? (reply.body as string) : JSON.stringify(reply.body));
 }
 
+/**
+ * Codes whose answer the contract spells `{"error":"<code>"}` (PROTOCOL.md §9): the code is
+ * the `error`, the human text moves to `message`. Other errors keep `{error: text, code}`.
+ */
+const CODE_AS_ERROR = new Set(['bad_json', 'rate_limited', 'too_many_connections']);
+
 export function errorReply(err: unknown): HttpReply {
-  if (err instanceof HttpError) return { status: err.status, body: { error: err.message, code: err.code } };
+  if (err instanceof HttpError) {
+    const body = CODE_AS_ERROR.has(err.code) ? { error: err.code, code: err.code, message: err.message } : { error: err.message, code: err.code };
+    return { status: err.status, body };
+  }
   return { status: 500, body: { error: 'internal error', code: 'internal' } };
 }
 
@@ -97,14 +108,24 @@ function readBody(res: HttpResponse, limit: number): Promise<Buffer> {
 
 export type Handler = (info: RequestInfo) => HttpReply | Promise<HttpReply>;
 
+/** The headers every answer carries, given the request (cluster headers, CORS, nosniff). */
+export type CommonHeaders = (info?: RequestInfo) => HeaderList;
+
+/**
+ * Runs before the body is read (authentication, budgets): a caller without the right learns
+ * nothing about what a valid body is, and costs no body read.
+ */
+export type Gate = (info: RequestInfo) => void | Promise<void>;
+
 /**
  * Adapts an async handler to uWS: captures what it needs from `req` synchronously (uWS
  * invalidates it on return), tracks abort, and writes the reply corked.
  */
 export function route(
   handler: Handler,
-  common: () => readonly (readonly [string, string])[],
+  common: CommonHeaders,
   bodyLimit?: number,
+  gate?: Gate,
 ): (res: HttpResponse, req: HttpRequest) => void {
   return (res, req) => {
     const info: RequestInfo = {
@@ -121,10 +142,14 @@ export function route(
     });
     const finish = (reply: HttpReply) => {
       if (aborted) return;
-      res.cork(() => writeReply(res, reply, common()));
+      res.cork(() => writeReply(res, reply, common(info)));
     };
+    // uWS needs onData registered before this handler returns; the gate decides whether its bytes are kept.
     const body = bodyLimit === undefined ? Promise.resolve(undefined) : readBody(res, bodyLimit);
-    body
+    body.catch(() => undefined);
+    Promise.resolve()
+      .then(() => gate?.(info))
+      .then(() => body)
       .then((buf) => {
         if (buf !== undefined) info.body = buf;
         return handler(info);
@@ -135,6 +160,7 @@ export function route(
 
 export function parseJsonBody(info: RequestInfo): Record<string, unknown> {
   const text = info.body?.toString('utf8') ?? '';
+  if (nestedTooDeep(text)) throw new HttpError(400, 'bad_json', `body is nested deeper than ${MAX_JSON_DEPTH} levels`);
   let value: unknown;
   try {
     value = JSON.parse(text);

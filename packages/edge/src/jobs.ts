@@ -1,11 +1,11 @@
 import { RedisBroker, type Broker } from '@switchyard/broker';
-import { JobError, JobReaper, JobService, KafkaJobQueue, RedisJobControl, RedisJobStore, createKafka, isValidJobId, jobTopics, leaseIndexKey } from '@switchyard/jobs';
+import { JOB_ID_ALPHABET, JobError, JobReaper, JobService, KafkaJobQueue, RedisJobControl, RedisJobStore, createKafka, isValidJobId, jobTopics, leaseIndexKey } from '@switchyard/jobs';
 import { ErrorCode } from '@switchyard/protocol';
 import type { Logger } from 'pino';
 import type { Claims, TokenVerifier } from './auth.js';
 import type { EdgeConfig } from './config.js';
 import { AuthError } from './errors.js';
-import { HttpError, bearer, parseJsonBody, route, type HttpReply, type RequestInfo } from './http.js';
+import { HttpError, bearer, parseJsonBody, route, type CommonHeaders, type HttpReply, type RequestInfo } from './http.js';
 import type { EdgeMetrics } from './metrics.js';
 import type { JobAccess } from './node.js';
 import { canPublish, canSubscribe } from './permissions.js';
@@ -70,7 +70,7 @@ const PREFIX = '/jobs/';
  * `sub` that submitted it; reading also needs only a read right on `job:<id>`, cancelling a
  * write right on it.
  */
-export function registerJobRoutes(app: TemplatedApp, deps: JobRouteDeps, common: () => readonly (readonly [string, string])[]): void {
+export function registerJobRoutes(app: TemplatedApp, deps: JobRouteDeps, common: CommonHeaders): void {
   const limit = deps.maxJobBytes + BODY_SLACK_BYTES;
   app.post('/jobs', route((info) => submit(deps, info), common, limit));
   app.get('/jobs/:id', route((info) => status(deps, info), common));
@@ -103,7 +103,7 @@ function jobIdOf(info: RequestInfo): string {
   } catch {
     id = '';
   }
-  if (!isValidJobId(id)) throw new HttpError(400, ErrorCode.BadChannel, 'the job id must be 1–128 characters of A-Z a-z 0-9 : _ - . @ /');
+  if (!isValidJobId(id)) throw new HttpError(400, ErrorCode.BadChannel, `the job id must be ${JOB_ID_ALPHABET}`);
   return id;
 }
 

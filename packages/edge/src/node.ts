@@ -24,6 +24,9 @@ import { canPublish, canSubscribe } from './permissions.js';
 import { planShed } from './rebalance.js';
 import { SlowLane, coalesceKey } from './coalesce.js';
 import type { JobRecord } from '@switchyard/jobs';
+import { Admission } from './admission.js';
+import { hygieneHeaders, preflightHeaders } from './http-hygiene.js';
+import { ReplayBudget, Replayer, averageFrameBytes } from './replay.js';
 import { newSessionId, type SessionRecord, type SessionStore, type WorkerRegistry } from '@switchyard/sessions';
 import { createClusterParts } from './cluster.js';
 import { createEdgeJobs, registerJobRoutes } from './jobs.js';
@@ -56,6 +59,10 @@ const HANDOVER_TIMEOUT_MS = 500;
 const STATS_SAMPLE_MS = 500;
 /** Close code for a connection whose session was resumed by a newer connection (extension). */
 const SESSION_TAKEN_OVER = 4011;
+/** HTTP bodies may be this large even when MAX_MESSAGE_BYTES is set lower. */
+const MIN_BODY_LIMIT = 64 * 1024;
+/** What an event frame adds around its data (type, channel, seq, event, timestamp). */
+const EVENT_FRAME_OVERHEAD = 1024;
 
 /**
  * Who may subscribe to `job:<id>` and cancel it, and the job API behind `/jobs` (jobs.ts;
@@ -145,6 +152,9 @@ export class EdgeNode {
     { sessions: () => this.#bySession.size, channels: () => this.#channelCounts() },
     STATS_SAMPLE_MS,
   );
+  /** Pending / authenticated / per-address counts (admission.ts), shared by every transport. */
+  readonly admission: Admission;
+  readonly #replayer: Replayer;
 
   constructor(config: EdgeConfig, deps: EdgeDeps = {}) {
     this.config = config;
@@ -159,6 +169,8 @@ export class EdgeNode {
     this.#verifier = createVerifier(config);
     const mayRead = (claims: Claims, channel: string) => this.#mayRead(claims, channel);
     this.#presence = new EdgePresence({ config, broker: this.broker, log: this.log, metrics: this.metrics, verifier: this.#verifier, mayRead });
+    this.admission = new Admission(config);
+    this.#replayer = new Replayer(new ReplayBudget(config.maxReplayBytesInFlight), Math.max(config.maxMessageBytes, MIN_BODY_LIMIT) + EVENT_FRAME_OVERHEAD);
   }
 
   get port(): number {
@@ -198,7 +210,7 @@ export class EdgeNode {
       open: (ws: WebSocket<SocketData>) => this.#guard('open', () => this.#onOpen(ws), () => ws.end(1011, 'internal_error')),
       message: (ws: WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean) =>
         this.#guard('message', () => this.#onMessage(ws, message, isBinary)),
-      drain: (ws: WebSocket<SocketData>) => this.#guard('drain', () => this.#flushSlowLane(ws.getUserData().conn)),
+      drain: (ws: WebSocket<SocketData>) => this.#guard('drain', () => this.#onDrain(ws.getUserData().conn)),
       pong: (ws: WebSocket<SocketData>) => {
         ws.getUserData().conn.lastSeen = Date.now();
       },
@@ -262,16 +274,20 @@ export class EdgeNode {
     const protocols = req.getHeader('sec-websocket-protocol');
     const extensions = req.getHeader('sec-websocket-extensions');
     const origin = req.getHeader('origin');
+    const url = req.getUrl();
     const token = bearer(req.getHeader('authorization')) ?? (req.getQuery('token') || undefined);
-    const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
+    const ip = this.admission.clientAddress(Buffer.from(res.getRemoteAddressAsText()).toString(), req.getHeader('x-forwarded-for'));
     const protocol = protocols.split(',')[0]?.trim() ?? '';
 
     const refuse = (status: number, code: string, error: string) =>
-      writeReply(res, { status, body: { error, code } }, this.#commonHeaders());
+      writeReply(res, { status, body: { error, code } }, this.#commonHeaders({ url, origin }));
     if (this.#state !== 'serving') return refuse(503, 'draining', 'node is not accepting connections');
     if (!this.#originAllowed(origin)) return refuse(403, ErrorCode.Forbidden, 'origin not allowed');
-    if (this.#conns.size + this.#upgrading >= this.config.maxTotalConnections) {
-      return refuse(503, ErrorCode.TooManyConnections, 'node is at MAX_TOTAL_CONNECTIONS');
+    const refusal = this.admission.check(ip, token !== undefined, this.#upgrading);
+    if (refusal !== undefined) {
+      this.log.debug({ ip, status: refusal.status }, 'upgrade refused by admission');
+      // The code is the `error` here, as PROTOCOL.md §9 spells refusals: `{"error":"too_many_connections"}`.
+      return writeReply(res, { status: refusal.status, body: { error: refusal.code, code: refusal.code, message: refusal.error } }, this.#commonHeaders({ url, origin }));
     }
     const upgrade = (claims?: Claims) => {
       const data: SocketData = { conn: new Connection(ip, this.config.rateLimitBurst, claims) };
@@ -326,6 +342,8 @@ export class EdgeNode {
   #onOpen(ws: ClientSocket): void {
     const conn = ws.getUserData().conn;
     conn.ws = ws;
+    conn.admittedAs = conn.upgradeClaims !== undefined ? 'authenticated' : 'pending';
+    this.admission.opened(conn.ip, conn.admittedAs === 'authenticated');
     this.#conns.add(conn);
     this.#byId.set(conn.id, conn);
     this.metrics.setConnections(this.#conns.size);
@@ -367,7 +385,7 @@ export class EdgeNode {
   }
 
   /** A fresh token on a live connection: same user, new expiry and rights. */
-  #refreshAuth(conn: Connection, claims: Claims, ref: Ref | undefined): void {
+  async #refreshAuth(conn: Connection, claims: Claims, ref: Ref | undefined): Promise<void> {
     if (claims.sub !== conn.userId) {
       conn.send(encodeError(ErrorCode.Forbidden, 'a refreshed token must have the same sub', ref));
       return;
@@ -375,11 +393,31 @@ export class EdgeNode {
     conn.claims = claims;
     this.#armExpiry(conn);
     this.#sendAuthSuccess(conn, false, ref);
+    await this.#revokeLost(conn, claims);
+  }
+
+  /**
+   * PROTOCOL.md §9: every subscription (live or joining) the refreshed token no longer allows
+   * ends with `unsubscribed` + `reason:"forbidden"`, and leaves the session so no resume brings
+   * it back. Decided against the claims in force after each await: a newer refresh wins.
+   */
+  async #revokeLost(conn: Connection, claims: Claims): Promise<void> {
+    for (const channel of [...conn.subscriptions, ...conn.joining.keys()]) {
+      const allowed = await this.#mayRead(claims, channel).catch(() => false);
+      if (allowed || !conn.open || conn.claims !== claims || !this.#leave(conn, channel)) continue;
+      conn.send(encodeFrame({ type: 'unsubscribed', channel, reason: 'forbidden' }));
+      this.metrics.count('unsubscribed', 'out');
+      if (conn.session !== undefined) this.#saveSession(conn.session);
+    }
   }
 
   async #completeAuth(conn: Connection, claims: Claims, sessionId: string | undefined, ref: Ref | undefined, positions?: Record<string, number>): Promise<void> {
     clearTimeout(conn.authTimer);
     conn.authTimer = undefined;
+    if (conn.admittedAs === 'pending') {
+      if (!this.admission.authenticate()) return this.#authFail(conn, ErrorCode.TooManyConnections, 'too_many_connections', CloseCode.TooManyConnections);
+      conn.admittedAs = 'authenticated';
+    }
     const mine = this.#byUser.get(claims.sub);
     if (mine !== undefined && mine.size >= this.config.maxConnectionsPerUser) {
       return this.#authFail(conn, ErrorCode.TooManyConnections, 'too_many_connections', CloseCode.TooManyConnections);
@@ -437,6 +475,7 @@ export class EdgeNode {
       }
     }
     const queued = conn.queued.splice(0);
+    conn.queuedBytes = 0;
     for (const text of queued) this.#handleText(conn, text);
   }
 
@@ -578,6 +617,7 @@ export class EdgeNode {
     if (conn.state === 'authenticating') {
       if (conn.queued.length >= MAX_QUEUED_DURING_AUTH) return this.#rejectBeforeAuth(conn, 'too many frames before auth completed');
       conn.queued.push(text);
+      conn.queuedBytes += text.length;
       return;
     }
     this.#handleText(conn, text);
@@ -677,6 +717,9 @@ export class EdgeNode {
       // A repeated subscribe with `since` asks for a replay: rejoin from that point (presence stays).
       this.#leave(conn, channel, true);
     }
+    // A refresh while this subscribe waited: the rights that count are the newest token's.
+    if (conn.claims !== claims && !(await this.#mayRead(conn.claims!, channel))) return result({ success: false, error: ErrorCode.Forbidden });
+    if (!conn.open) return;
     await this.#join(conn, channel, since, ref, epoch, withSnapshot);
   }
 
@@ -697,7 +740,7 @@ export class EdgeNode {
    * history read then starts at the seq the snapshot reflects, or at `since` when given.
    */
   async #join(conn: Connection, channel: string, since: number | undefined, ref: Ref | undefined, epoch: string | undefined, withSnapshot = true): Promise<void> {
-    const join: JoinState = { buffer: [], overflowed: false };
+    const join: JoinState = { buffer: [], bufferBytes: 0, overflowed: false };
     conn.joining.set(channel, join);
     let joiners = this.#joiners.get(channel);
     if (joiners === undefined) {
@@ -715,13 +758,16 @@ export class EdgeNode {
       const snapshot = withSnapshot ? await this.#jobSnapshot(channel) : undefined;
       let page: HistoryPage | undefined;
       let tail: { page: HistoryPage; seq: number; from: number } | undefined;
-      if (snapshot === undefined) page = since === undefined ? undefined : await this.broker.history(channel, since);
+      // Superseded meanwhile (an unsubscribe right behind the subscribe): no history is read at all.
+      const wanted = () => conn.open && conn.joining.get(channel) === join;
+      const readPage = (from: number, limit: number) => (wanted() ? this.broker.history(channel, from, limit) : this.broker.position(channel).then((p) => ({ ...p, events: [], recovered: false })));
+      if (snapshot === undefined) page = since === undefined ? undefined : await this.#replayer.firstPage(readPage, since);
       else if (since === undefined) page = (tail = await this.#tailOf(channel, snapshot, undefined, epoch)).page;
       else {
         // With `since` the contract's replay holds (PROTOCOL.md §3: every event after `since`,
         // `recovered:false` where history lost some); the snapshot comes first as extra context.
         const at = await this.#tailOf(channel, snapshot, undefined, undefined);
-        page = await this.broker.history(channel, since);
+        page = await this.#replayer.firstPage(readPage, since);
         tail = { page, seq: at.seq, from: since };
       }
       const position = page ?? (await this.broker.position(channel));
@@ -749,6 +795,17 @@ export class EdgeNode {
             }
           }
         }
+      });
+      this.metrics.count('subscription_result', 'out');
+      if (page !== undefined && Replayer.hasMore(page, last)) {
+        const outcome = await this.#replayRest(conn, channel, readPage, wanted, last, page);
+        if (!wanted()) {
+          this.broker.unsubscribe(channel);
+          return;
+        }
+        last = outcome;
+      }
+      ws.cork(() => {
         for (const e of join.buffer) {
           if (e.seq > last) {
             ws.send(e.frame, false, false);
@@ -757,7 +814,7 @@ export class EdgeNode {
         }
       });
       join.buffer = [];
-      this.metrics.count('subscription_result', 'out');
+      join.bufferBytes = 0;
       // The history read may have been answered before this node's live stream brought the
       // same events (two Redis connections): then wait for the live stream to pass what was
       // sent before taking live events, or they would come twice.
@@ -785,6 +842,38 @@ export class EdgeNode {
         if (joiners.size === 0 && this.#joiners.get(channel) === joiners) this.#joiners.delete(channel);
       }
     }
+  }
+
+  /**
+   * The rest of a replay whose first page did not reach `first.seq`: paged as the socket
+   * drains (replay.ts). Live events meanwhile wait in the join buffer, counted against the
+   * client's byte bound. Returns the last seq sent.
+   */
+  async #replayRest(conn: Connection, channel: string, read: (from: number, limit: number) => Promise<HistoryPage>, alive: () => boolean, last: number, first: HistoryPage): Promise<number> {
+    const soft = this.config.coalesceBytes;
+    const outcome = await this.#replayer.rest(
+      read,
+      {
+        gate: conn.replay,
+        alive,
+        room: () => conn.ws!.getBufferedAmount() < soft,
+        send: (events) => {
+          const ws = conn.ws!;
+          ws.cork(() => {
+            for (const e of events) ws.send(e.frame, false, false);
+          });
+        },
+      },
+      last,
+      first.seq,
+      first.epoch,
+      averageFrameBytes(first.events),
+    );
+    // History lost events under a slow replay (trimmed meanwhile): say so, as for a reset.
+    if (outcome.gap && alive()) {
+      conn.send(encodeFrame({ type: 'subscription_result', channel, success: true, seq: first.seq, epoch: first.epoch, recovered: false }));
+    }
+    return outcome.last;
   }
 
   /**
@@ -818,6 +907,7 @@ export class EdgeNode {
       ws.subscribe(channel);
     });
     join.buffer = [];
+    join.bufferBytes = 0;
     conn.subscriptions.add(channel);
     this.#addMember(this.#members, channel, conn);
     const seen = this.#channelSeq.get(channel);
@@ -884,7 +974,7 @@ export class EdgeNode {
       this.#removeMember(this.#members, channel, conn);
       this.#removeMember(this.#slowMembers, channel, conn);
       conn.lane?.channels.delete(channel);
-      if (!this.#members.has(channel) && !this.#joiners.has(channel)) this.#channelSeq.delete(channel);
+      if (!this.#members.has(channel) && !this.#joiners.has(channel)) this.#forgetChannel(channel);
       return true;
     }
     // A pending join notices it was superseded and releases its own broker interest; a join
@@ -933,8 +1023,11 @@ export class EdgeNode {
       for (const conn of joiners) {
         const join = conn.joining.get(channel);
         if (join === undefined) continue;
-        if (join.buffer.length < MAX_JOIN_BUFFER) join.buffer.push(event);
-        else join.overflowed = true;
+        if (join.buffer.length < MAX_JOIN_BUFFER) {
+          join.buffer.push(event);
+          join.bufferBytes += event.frame.length;
+          if (join.bufferBytes > this.config.coalesceBytes && conn.open && this.#overHardLimit(conn, conn.ws!.getBufferedAmount())) continue;
+        } else join.overflowed = true;
         if (join.waiting !== undefined && event.seq >= join.waiting.sent) this.#completeJoin(conn, channel, join);
       }
     }
@@ -1111,6 +1204,9 @@ export class EdgeNode {
     const buffered = conn.bufferedAtEnd;
     conn.state = 'closed';
     conn.clearTimers();
+    conn.replay.wake();
+    if (conn.admittedAs !== undefined) this.admission.closed(conn.ip, conn.admittedAs === 'authenticated');
+    conn.admittedAs = undefined;
     this.#conns.delete(conn);
     this.#byId.delete(conn.id);
     const mine = this.#byUser.get(conn.userId);
@@ -1147,7 +1243,7 @@ export class EdgeNode {
     for (const channel of conn.subscriptions) {
       this.#removeMember(this.#members, channel, conn);
       this.#removeMember(this.#slowMembers, channel, conn);
-      if (!this.#members.has(channel) && !this.#joiners.has(channel)) this.#channelSeq.delete(channel);
+      if (!this.#members.has(channel) && !this.#joiners.has(channel)) this.#forgetChannel(channel);
     }
     conn.lane = undefined;
     conn.subscriptions.clear();
@@ -1218,22 +1314,41 @@ export class EdgeNode {
 
   #pressureSweep(): void {
     const soft = this.config.coalesceBytes;
+    const now = Date.now();
     for (const conn of this.#conns) {
       if (!conn.open) continue;
       const buffered = conn.ws!.getBufferedAmount();
       if (this.#overHardLimit(conn, buffered)) continue;
+      if (buffered < soft) conn.replay.drained();
+      // A replay waiting on a client that reads nothing is a client that cannot keep up.
+      const stalled = conn.replay.stalledSince;
+      if (stalled !== undefined && now - stalled > this.config.replayStallMs) {
+        this.#closeSlow(conn);
+        continue;
+      }
+      conn.replay.wake();
       if (conn.lane !== undefined) this.#flushSlowLane(conn);
       else if (buffered > soft && conn.subscriptions.size > 0) this.#enterSlowLane(conn);
     }
   }
 
-  /** MAX_BACKPRESSURE_BYTES, counting what a slow lane holds that cannot be coalesced away. */
+  /** MAX_BACKPRESSURE_BYTES over everything held for the client (Connection.heldBytes). */
   #overHardLimit(conn: Connection, buffered: number): boolean {
-    if (buffered + (conn.lane?.bytes ?? 0) <= this.config.maxBackpressureBytes) return false;
+    if (conn.heldBytes(buffered) <= this.config.maxBackpressureBytes) return false;
+    this.#closeSlow(conn);
+    return true;
+  }
+
+  /** 4010; the session stays resumable (saved on close, rewound past what was still buffered). */
+  #closeSlow(conn: Connection): void {
     this.log.info({ conn: conn.id, user: conn.userId }, 'slow consumer closed');
     this.metrics.count('slow_consumer', 'out');
     conn.end(CloseCode.SlowConsumer, 'slow_consumer');
-    return true;
+  }
+
+  #onDrain(conn: Connection): void {
+    this.#flushSlowLane(conn);
+    conn.replay.wake();
   }
 
   /**
@@ -1289,6 +1404,11 @@ export class EdgeNode {
     conn.lane = undefined;
   }
 
+  /** No local subscriber or joiner is left: the channel's position is no longer this node's to record. */
+  #forgetChannel(channel: string): void {
+    if (this.#channelSeq.delete(channel)) this.registry.forgetPosition(channel);
+  }
+
   #addMember(map: Map<string, Set<Connection>>, channel: string, conn: Connection): void {
     let set = map.get(channel);
     if (set === undefined) {
@@ -1307,18 +1427,21 @@ export class EdgeNode {
 
   // ───────────────────────────── HTTP ─────────────────────────────
 
-  #commonHeaders(): readonly (readonly [string, string])[] {
+  /** Every HTTP answer's headers: the cluster's (§6), then CORS / nosniff / no-store (§9). */
+  #commonHeaders(req?: { url: string; origin: string }): readonly (readonly [string, string])[] {
     return [
       ['X-WebSocket-Worker-ID', this.config.workerId],
       ['X-WebSocket-Local-Connections', String(this.#conns.size)],
       ['X-WebSocket-Total-Sessions', String(this.sessions.count())],
       ['X-WebSocket-Total-Workers', String(this.registry.totalWorkers())],
+      ...hygieneHeaders(req, this.config.allowedOrigins),
     ];
   }
 
   #routes(app: TemplatedApp): void {
-    const common = () => this.#commonHeaders();
-    const bodyLimit = Math.max(this.config.maxMessageBytes, 64 * 1024);
+    const common = (info?: RequestInfo) => this.#commonHeaders(info);
+    const bodyLimit = Math.max(this.config.maxMessageBytes, MIN_BODY_LIMIT);
+    app.options('/*', route((info) => ({ status: 204, body: null, headers: preflightHeaders(info.origin, this.config.allowedOrigins) }), common));
     app.get('/health', route(() => this.#health(), common));
     app.get('/ready', route(() => this.#ready(), common));
     app.get('/metrics', route(async () => {
@@ -1326,7 +1449,7 @@ export class EdgeNode {
       return { status: 200, body, contentType };
     }, common));
     app.get('/stats', route(() => ({ status: 200, body: this.stats() }), common));
-    app.post('/broadcast', route((info) => this.#broadcast(info), common, bodyLimit));
+    app.post('/broadcast', route((info) => this.#broadcast(info), common, bodyLimit, (info) => this.#broadcastGate(info)));
     app.post('/auth/token', route((info) => this.#mintToken(info), common, bodyLimit));
     registerConsoleRoutes(app, { config: this.config, registry: this.registry, broker: this.broker, jobs: this.#jobs, sampler: this.#sampler, log: this.log }, common);
     app.get('/presence/*', route((info) => this.#presence.http(info), common));
@@ -1419,9 +1542,27 @@ export class EdgeNode {
     };
   }
 
-  async #broadcast(info: RequestInfo): Promise<HttpReply> {
+  /** Who may broadcast, decided before the body is read; with a user's JWT, that user's budget. */
+  readonly #broadcasters = new WeakMap<RequestInfo, Claims>();
+
+  async #broadcastGate(info: RequestInfo): Promise<void> {
     const token = bearer(info.authorization);
     if (token === undefined) throw new HttpError(401, ErrorCode.Unauthenticated, 'Authorization: Bearer <BROADCAST_API_KEY or JWT> required');
+    if (keyMatches(this.config.broadcastApiKey, token)) return;
+    let claims: Claims;
+    try {
+      claims = await this.#verifier.verify(token);
+    } catch (err) {
+      throw new HttpError(401, err instanceof AuthError ? err.reason : ErrorCode.Unauthenticated, 'bad API key or token');
+    }
+    // PROTOCOL.md §9: a user's broadcasts share the per-user budget of its publishes and directs.
+    const ok = await this.registry.takeUserToken(claims.sub, this.config.userRateLimitPerS).catch(() => true);
+    if (!ok) throw new HttpError(429, ErrorCode.RateLimited, `more than USER_RATE_LIMIT_PER_S (${this.config.userRateLimitPerS}) publishes, directs and broadcasts per second for this user`);
+    this.#broadcasters.set(info, claims);
+  }
+
+  async #broadcast(info: RequestInfo): Promise<HttpReply> {
+    const claims = this.#broadcasters.get(info);
     const body = parseJsonBody(info);
     const channel = body['channel'];
     if (!isValidChannel(channel)) throw new HttpError(400, ErrorCode.BadChannel, '"channel" must be a valid channel name');
@@ -1430,15 +1571,7 @@ export class EdgeNode {
       throw new HttpError(400, ErrorCode.BadFrame, '"event" must be a string of 1–200 characters');
     }
     if (!('data' in body)) throw new HttpError(400, ErrorCode.BadFrame, '"data" is required');
-    if (!keyMatches(this.config.broadcastApiKey, token)) {
-      let claims: Claims;
-      try {
-        claims = await this.#verifier.verify(token);
-      } catch (err) {
-        throw new HttpError(401, err instanceof AuthError ? err.reason : ErrorCode.Unauthenticated, 'bad API key or token');
-      }
-      if (!canPublish(claims, channel)) throw new HttpError(403, ErrorCode.Forbidden, `no publish right on ${channel}`);
-    }
+    if (claims !== undefined && !canPublish(claims, channel)) throw new HttpError(403, ErrorCode.Forbidden, `no publish right on ${channel}`);
     const coalesce = body['coalesce'];
     if (coalesce !== undefined && !isValidChannel(coalesce)) {
       throw new HttpError(400, ErrorCode.BadFrame, '"coalesce" must be 1–200 characters of A-Z a-z 0-9 : _ - . @ /');
@@ -1495,13 +1628,15 @@ export class EdgeNode {
       log: this.log,
       broker: this.broker,
       verifier: this.#verifier,
-      headers: () => this.#commonHeaders(),
-      refusal: (origin) => {
+      headers: (origin) => this.#commonHeaders({ url: '/sse', origin }),
+      clientAddress: (peer, forwardedFor) => this.admission.clientAddress(peer, forwardedFor),
+      refusal: (origin, ip) => {
         if (this.#state !== 'serving') return { status: 503, error: 'draining' };
         // Browsers send no Origin on a same-origin EventSource GET: only a listed one passes, or none.
         if (origin !== '' && !this.#originAllowed(origin)) return { status: 403, error: ErrorCode.Forbidden };
-        if (this.#conns.size + this.#upgrading >= this.config.maxTotalConnections) return { status: 503, error: ErrorCode.TooManyConnections };
-        return undefined;
+        // A stream carries its token, so it is admitted as an authenticated connection.
+        const refusal = this.admission.check(ip, true, this.#upgrading);
+        return refusal === undefined ? undefined : { status: refusal.status, error: refusal.code };
       },
       mayRead: (claims, channel) => this.#mayRead(claims, channel),
       open: (socket) => this.#guard('open', () => this.#onOpen(socket), () => socket.close()),

@@ -23,9 +23,12 @@ export interface SseHost {
   readonly log: Logger;
   readonly broker: Broker;
   readonly verifier: TokenVerifier;
-  headers(): readonly (readonly [string, string])[];
-  /** Why the node takes no new client now (draining, origin, MAX_TOTAL_CONNECTIONS), as the WebSocket upgrade says it. */
-  refusal(origin: string): { status: number; error: string } | undefined;
+  /** The headers of every answer on /sse, CORS for `origin` included (PROTOCOL.md §9 "HTTP hygiene"). */
+  headers(origin: string): readonly (readonly [string, string])[];
+  /** The client's address: the peer's, or X-Forwarded-For's when the peer is a trusted proxy. */
+  clientAddress(peer: string, forwardedFor: string): string;
+  /** Why the node takes no new client now (draining, origin, admission), as the WebSocket upgrade says it. */
+  refusal(origin: string, ip: string): { status: number; error: string } | undefined;
   mayRead(claims: Claims, channel: string): Promise<boolean>;
   /** The node's open path: counts the client and admits its user (auth_success or a refusal follow). */
   open(socket: ClientSocket): void;
@@ -105,7 +108,7 @@ export class SseHub {
       authorization: req.getHeader('authorization'),
       lastEventId: req.getHeader('last-event-id'),
       origin: req.getHeader('origin'),
-      ip: Buffer.from(res.getRemoteAddressAsText()).toString(),
+      ip: this.host.clientAddress(Buffer.from(res.getRemoteAddressAsText()).toString(), req.getHeader('x-forwarded-for')),
     };
     const state: { aborted: boolean; socket?: SseSocket } = { aborted: false };
     res.onAborted(() => {
@@ -117,13 +120,13 @@ export class SseHub {
       if (!(err instanceof Refusal)) this.host.log.error({ err }, 'SSE stream failed to open');
       if (state.aborted || state.socket !== undefined) return;
       const body = { error: refusal.error, message: refusal.message, ...refusal.extra };
-      res.cork(() => writeReply(res, { status: refusal.status, body }, this.host.headers()));
+      res.cork(() => writeReply(res, { status: refusal.status, body }, this.host.headers(request.origin)));
     });
   }
 
   async #open(res: HttpResponse, request: Request, state: { aborted: boolean; socket?: SseSocket }): Promise<void> {
     const host = this.host;
-    const refused = host.refusal(request.origin);
+    const refused = host.refusal(request.origin, request.ip);
     if (refused !== undefined) throw new Refusal(refused.status, refused.error, 'the node takes no new clients now');
     const claims = await this.#authenticate(request);
     const channels = this.#channels(request.query);
@@ -145,7 +148,7 @@ export class SseHub {
     const resumed = new Map<string, { epoch: string; seq: number }>();
     for (const [channel, at] of resume) if (at.epoch !== undefined) resumed.set(channel, { epoch: at.epoch, seq: at.seq });
     const socket = new SseSocket(res, { conn }, channels, resumed, {
-      headers: () => host.headers(),
+      headers: () => host.headers(request.origin),
       join: (channel, s) => this.#join(channel, s),
       leave: (channel, s) => this.#leave(channel, s),
       closed: (s, code) => {

@@ -56,4 +56,28 @@ describe('SlowLane', () => {
     expect(sent).toEqual([3, 4]);
     expect(lane.bytes).toBe(0);
   });
+  it('counts every frame it holds, each distinct coalesce key included; a superseded one is let go', () => {
+    const lane = new SlowLane();
+    lane.channels.set('job:1', 0);
+    const one = ev(1, 'tick', '"x"', 'k1');
+    lane.enqueue(one);
+    lane.enqueue(ev(2, 'tick', '"x"', 'k2'));
+    lane.enqueue(ev(3, 'tick', '"x"', 'k3'));
+    expect(lane.bytes).toBe(3 * one.frame.length);
+    lane.enqueue(ev(4, 'tick', '"x"', 'k1'));
+    expect(lane.bytes).toBe(3 * one.frame.length);
+    expect(lane.flush(() => undefined, () => true)).toBe(true);
+    expect(lane.bytes).toBe(0);
+  });
+  it('sends nothing more for a channel that left the lane', () => {
+    const lane = new SlowLane();
+    lane.channels.set('job:1', 0);
+    lane.enqueue(ev(1, 'job.stage'));
+    lane.enqueue(ev(2, 'job.stage'));
+    lane.channels.delete('job:1');
+    const sent: string[] = [];
+    expect(lane.flush((f) => sent.push(f), () => true)).toBe(true);
+    expect(sent).toEqual([]);
+    expect(lane.bytes).toBe(0);
+  });
 });

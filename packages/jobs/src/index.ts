@@ -6,6 +6,7 @@ export {
   MAX_FIELD_LENGTH,
   newJobId,
   isValidJobId,
+  JOB_ID_ALPHABET,
   validateJob,
   parseJobMessage,
   preview,

@@ -64,9 +64,16 @@ export function newJobId(): string {
   return `j_${randomBytes(12).toString('base64url')}`;
 }
 
-/** True when `id` can name a job: 1–128 characters that make `job:<id>` a valid channel. */
+/**
+ * A job id's safe alphabet: it names a channel (`job:<id>`), a Redis key, and reaches the
+ * pipeline as JOB_ID (often a file name), so no `/`, no `..`, no leading dot or dash.
+ */
+const JOB_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+export const JOB_ID_ALPHABET = '1–128 characters of A-Z a-z 0-9 . _ : -, starting with a letter or digit, without ".."';
+
+/** True when `id` can name a job (JOB_ID_ALPHABET). */
 export function isValidJobId(id: unknown): id is string {
-  return typeof id === 'string' && id.length > 0 && id.length <= MAX_JOB_ID_LENGTH && jobChannel(id) !== undefined;
+  return typeof id === 'string' && id.length <= MAX_JOB_ID_LENGTH && JOB_ID.test(id) && !id.includes('..') && jobChannel(id) !== undefined;
 }
 
 export type JobCheck = { ok: true; job: JobSpec } | { ok: false; error: string; jobId?: string };
@@ -81,7 +88,7 @@ export function validateJob(value: unknown): JobCheck {
   const job = value as Record<string, unknown>;
   const id = job['job_id'];
   if (!isValidJobId(id)) {
-    return { ok: false, error: `"job_id" must be 1–${MAX_JOB_ID_LENGTH} characters of A-Z a-z 0-9 : _ - . @ /` };
+    return { ok: false, error: `"job_id" must be ${JOB_ID_ALPHABET}` };
   }
   const fail = (error: string): JobCheck => ({ ok: false, error, jobId: id });
   const owner = job['owner'];

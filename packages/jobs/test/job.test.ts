@@ -19,7 +19,9 @@ describe('job validation', () => {
 
   it('makes ids that are valid job ids', () => {
     for (let i = 0; i < 50; i++) expect(isValidJobId(newJobId())).toBe(true);
-    expect(isValidJobId('a:b/c@d.e_f-1')).toBe(true);
+    expect(isValidJobId('a:b.c_d-1')).toBe(true);
+    // Not in the safe alphabet (issue 11): `/` and `@` could reach a file name through JOB_ID.
+    expect(isValidJobId('a:b/c@d.e_f-1')).toBe(false);
     expect(isValidJobId('')).toBe(false);
     expect(isValidJobId(7)).toBe(false);
   });
@@ -57,5 +59,18 @@ describe('JobError', () => {
     expect([e.code, e.httpStatus, e.retriable, e.name]).toEqual(['unavailable', 503, true, 'JobError']);
     expect(new JobError('job_exists', 'x').httpStatus).toBe(409);
     expect(new JobError('bad_job', 'x').retriable).toBe(false);
+  });
+});
+
+describe('job ids', () => {
+  it('are 1–128 characters of A-Z a-z 0-9 . _ : -, starting with a letter or digit, without ".."', () => {
+    for (const ok of ['a', 'job-123', 'J_1.2:3', '9', 'x'.repeat(128), 'a.b.c']) expect(isValidJobId(ok), ok).toBe(true);
+    for (const bad of ['', '../etc', 'a/../b', 'a..b', '.hidden', '-flag', 'a/b', 'a@b', 'a b', 'x'.repeat(129), 'é', 'a\nb', 42, null]) {
+      expect(isValidJobId(bad), String(bad)).toBe(false);
+    }
+  });
+
+  it('a job with an unsafe id is refused with its reason (it would go to the DLQ from Kafka)', () => {
+    expect(validateJob({ job_id: '../../etc/passwd' })).toMatchObject({ ok: false, error: expect.stringMatching(/"job_id" must be/) });
   });
 });

@@ -141,7 +141,7 @@ export type ServerFrame =
   | AuthErrorFrame
   | SubscriptionResultFrame
   | SnapshotFrame
-  | { type: 'unsubscribed'; channel: string; ref?: Ref }
+  | { type: 'unsubscribed'; channel: string; reason?: 'forbidden'; ref?: Ref }
   | EventFrame
   | { type: 'direct'; from: string; user_id: string; data: Json }
   | { type: 'ack'; ref?: Ref; seq?: number }

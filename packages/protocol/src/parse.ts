@@ -1,6 +1,7 @@
 import { isValidChannel, jobChannel } from './channel.js';
 import { ErrorCode } from './codes.js';
 import type { ClientFrame, Json, Ref } from './frames.js';
+import { MAX_JSON_DEPTH, nestedTooDeep } from './nesting.js';
 
 export type ParseResult =
   | { ok: true; frame: ClientFrame }
@@ -44,6 +45,7 @@ function shortString(value: unknown, max: number): value is string {
  * so the client can match the error to its request.
  */
 export function parseClientFrame(text: string): ParseResult {
+  if (nestedTooDeep(text)) return fail(ErrorCode.BadJson, `frame is nested deeper than ${MAX_JSON_DEPTH} levels`);
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -3,13 +3,12 @@ import type { FailureClass, JobSpec } from '@switchyard/jobs';
 import type { Json } from '@switchyard/protocol';
 import type { RunEnd } from './failure.js';
 import { LineSplitter, Tail, parsePipelineLine } from './lines.js';
+import { DEFAULT_PIPELINE_ENV_ALLOW, pipelineEnv } from './pipeline-env.js';
 
 /** After the pipeline exits, how long its output may still drain before it is cut off. */
 const DRAIN_AFTER_EXIT_MS = 2000;
 /** Bytes of stderr and of stray stdout kept for the failure message. */
 const OUTPUT_TAIL_BYTES = 8192;
-/** Environment variables of the runner (or a dev node) that a pipeline has no business seeing. */
-const WITHHELD_ENV = ['JWT_SECRET', 'BROADCAST_API_KEY', 'ADMIN_API_KEY'];
 
 /** Why the runner stopped a run: a cancel, a hand-back on shutdown, a timeout, or its lease was lost (the job was reaped). */
 export type StopReason = 'cancel' | 'handback' | 'timeout' | 'lost';
@@ -29,8 +28,10 @@ export interface PipelineEnd extends RunEnd {
 export interface PipelineOptions {
   executable: string;
   job: JobSpec;
-  /** Added to the runner's environment (JOB_ID, GPU_DEVICE_ID, ...). */
+  /** The job's own variables (JOB_ID, GPU_DEVICE_ID, ...), added to what `envAllow` lets through. */
   env: Record<string, string>;
+  /** Which of the runner's variables the pipeline sees (PIPELINE_ENV_ALLOW); default DEFAULT_PIPELINE_ENV_ALLOW. */
+  envAllow?: readonly string[];
   timeoutMs: number;
   killGraceMs: number;
   maxLineBytes: number;
@@ -66,8 +67,7 @@ export function startPipeline(o: PipelineOptions): PipelineRun {
   let killTimer: NodeJS.Timeout | undefined;
   let exited = false;
 
-  const env: NodeJS.ProcessEnv = { ...process.env, ...o.env };
-  for (const k of WITHHELD_ENV) delete env[k];
+  const env = pipelineEnv(process.env, o.envAllow ?? DEFAULT_PIPELINE_ENV_ALLOW, o.env);
   const [cmd, args] = commandFor(o.executable);
   let child: ChildProcess;
   try {

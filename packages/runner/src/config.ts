@@ -18,6 +18,7 @@ export const runnerSettings = {
   killGraceS: num('KILL_GRACE_S', 10, 'seconds between SIGTERM and SIGKILL when a job is stopped', { min: 0 }),
   shutdownGraceS: num('SHUTDOWN_GRACE_S', 30, 'on SIGTERM, how long running jobs may finish before they are handed back', { min: 0 }),
   progressIntervalMs: int('PROGRESS_INTERVAL_MS', 250, 'least time between two `job.progress` events of a job (stage changes are sent at once)', { min: 0 }),
+  pipelineEnvAllow: list('PIPELINE_ENV_ALLOW', 'comma list of the runner’s environment variables the pipeline sees (`NAME` or `PREFIX*`); the job’s own (JOB_ID, GPU_DEVICE_ID, CUDA_VISIBLE_DEVICES, REFERENCE_DB_PATH, RESISTANCE_DB_PATH) always pass, REDIS_URL / JWT_SECRET / API keys never; unset: PATH, HOME, USER, LANG, LANGUAGE, LC_*, TZ, TMPDIR, SHELL, LD_LIBRARY_PATH, CUDA_*, NVIDIA_*, PYTHON*, VIRTUAL_ENV, CONDA_*, OMP_NUM_THREADS'),
   maxLineBytes: int('MAX_LINE_BYTES', 65_536, 'longest pipeline stdout line read; longer lines are skipped', { min: 256 }),
 
   ...jobSettings,

@@ -13,6 +13,7 @@ export type { PipelineLine } from './lines.js';
 export { parseNvidiaSmiIndices, parseGpuDevices, resolveSlots, runNvidiaSmi, NVIDIA_SMI_ARGS } from './gpu.js';
 export type { Slot, Discover } from './gpu.js';
 export { startPipeline, commandFor } from './child.js';
+export { pipelineEnv, DEFAULT_PIPELINE_ENV_ALLOW } from './pipeline-env.js';
 export type { PipelineEnd, PipelineOptions, PipelineRun, StopReason } from './child.js';
 export { KafkaTransport, PartitionTracker, HEADER_ATTEMPT, HEADER_NOT_BEFORE, HEADER_ERROR, HEADER_CLASS, DEFAULT_LAG_INTERVAL_MS } from './kafka-transport.js';
 export type { KafkaTransportOptions } from './kafka-transport.js';

@@ -48,7 +48,7 @@ export type RunnerConfigSlice = Pick<
   | 'maxLineBytes'
   | 'maxJobBytes'
 > &
-  Partial<Pick<RunnerConfig, 'jobReaper' | 'jobReapIntervalMs'>>;
+  Partial<Pick<RunnerConfig, 'jobReaper' | 'jobReapIntervalMs' | 'pipelineEnvAllow'>>;
 
 export interface RunnerDeps {
   transport: JobTransport;
@@ -377,6 +377,7 @@ export class Runner {
       timeoutMs: this.#c.jobTimeoutS * 1000,
       killGraceMs: this.#c.killGraceS * 1000,
       maxLineBytes: this.#c.maxLineBytes,
+      ...(this.#c.pipelineEnvAllow !== undefined && { envAllow: this.#c.pipelineEnvAllow }),
       onProgress: (p) => progress.update(p),
     });
     task.run = run;

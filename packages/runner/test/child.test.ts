@@ -102,3 +102,41 @@ describe('startPipeline', () => {
     expect((await startPipeline(options(notExec)).done).spawnError).toBe('EACCES');
   });
 });
+
+describe('the pipeline environment (PIPELINE_ENV_ALLOW)', () => {
+  const dump = () => script('env.mjs', `process.stdin.resume(); process.stdin.on('end',()=>console.log(JSON.stringify({result: process.env})));`);
+  const planted: Record<string, string> = {
+    REDIS_URL: 'redis://:hunter2@redis:6379',
+    KAFKA_SASL_PASSWORD: 'kafka-secret',
+    AWS_SECRET_ACCESS_KEY: 'aws-secret',
+    JWT_SECRET: 'must-not-leak-to-pipelines-0123456789',
+    CUDA_HOME: '/usr/local/cuda',
+    PYTHONPATH: '/opt/lib',
+    LC_ALL: 'C.UTF-8',
+  };
+  const withPlanted = async <T>(fn: () => Promise<T>): Promise<T> => {
+    const before = { ...process.env };
+    Object.assign(process.env, planted);
+    try {
+      return await fn();
+    } finally {
+      for (const k of Object.keys(planted)) if (before[k] === undefined) delete process.env[k];
+    }
+  };
+
+  it('by default: what a CUDA/Python pipeline needs and the job’s own variables, none of the runner’s secrets', async () => {
+    const end = await withPlanted(() => startPipeline(options(dump(), { env: { JOB_ID: 'c1', GPU_DEVICE_ID: '1', CUDA_VISIBLE_DEVICES: '1' } })).done);
+    const env = end.result as Record<string, string>;
+    expect(env).toMatchObject({ JOB_ID: 'c1', GPU_DEVICE_ID: '1', CUDA_VISIBLE_DEVICES: '1', CUDA_HOME: '/usr/local/cuda', PYTHONPATH: '/opt/lib', LC_ALL: 'C.UTF-8' });
+    expect(env['PATH']).toBe(process.env['PATH']);
+    for (const secret of ['REDIS_URL', 'KAFKA_SASL_PASSWORD', 'AWS_SECRET_ACCESS_KEY', 'JWT_SECRET']) expect(env[secret], secret).toBeUndefined();
+  });
+
+  it('an explicit allow-list is all that passes, and never Switchyard’s own secrets', async () => {
+    const end = await withPlanted(() => startPipeline(options(dump(), { envAllow: ['PATH', 'AWS_*', 'REDIS_URL', 'JWT_SECRET'] })).done);
+    const env = end.result as Record<string, string>;
+    expect(env).toMatchObject({ AWS_SECRET_ACCESS_KEY: 'aws-secret', JOB_ID: 'c1' });
+    expect(Object.keys(env).filter((k) => !k.startsWith('AWS_') && k !== 'PATH' && k !== 'JOB_ID')).toEqual([]);
+    for (const secret of ['REDIS_URL', 'JWT_SECRET']) expect(env[secret], secret).toBeUndefined();
+  });
+});

@@ -117,6 +117,7 @@ export class MemoryRegistry implements WorkerRegistry {
     else this.#perUser.delete(userId);
   }
   notePosition(): void {}
+  forgetPosition(): void {}
   async positionsOf(): Promise<Record<string, SessionPosition>> {
     return {};
   }

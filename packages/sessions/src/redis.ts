@@ -155,6 +155,8 @@ export class RedisRegistry implements WorkerRegistry {
   #flushTimer: NodeJS.Timeout | undefined;
   #alive = new Map<string, WorkerInfo>();
   readonly #dirty = new Map<string, SessionPosition>();
+  /** Channels this node stopped holding since the last flush: their fields are deleted. */
+  readonly #gone = new Set<string>();
   #left = false;
 
   constructor(client: Client, options: RedisRegistryOptions) {
@@ -336,16 +338,26 @@ export class RedisRegistry implements WorkerRegistry {
   }
 
   notePosition(channel: string, position: SessionPosition): void {
+    this.#gone.delete(channel);
     this.#dirty.set(channel, position);
   }
 
+  forgetPosition(channel: string): void {
+    this.#dirty.delete(channel);
+    this.#gone.add(channel);
+  }
+
   async #flush(): Promise<void> {
-    if (this.#dirty.size === 0) return;
+    if (this.#dirty.size === 0 && this.#gone.size === 0) return;
     const fields: string[] = [];
     for (const [ch, p] of this.#dirty) fields.push(ch, `${p.seq}:${p.epoch}`);
     this.#dirty.clear();
+    const gone = [...this.#gone];
+    this.#gone.clear();
     const key = `${this.#p}:node:${this.#id}:pos`;
     try {
+      if (gone.length > 0) await this.#client.hdel(key, ...gone);
+      if (fields.length === 0) return;
       await this.#client.hset(key, ...fields);
       await this.#client.expire(key, this.#retainS);
     } catch (err) {

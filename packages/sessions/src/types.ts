@@ -93,6 +93,11 @@ export interface WorkerRegistry {
   removeConnection(connectionId: string, userId: string): void;
   /** Latest seq this node handed to local subscribers, per channel; flushed in batches. */
   notePosition(channel: string, position: SessionPosition): void;
+  /**
+   * This node no longer holds `channel` (its last local subscriber left): its recorded
+   * position goes, so the node's position hash holds only the channels it holds.
+   */
+  forgetPosition(channel: string): void;
   /** Positions a (possibly dead) node last recorded. */
   positionsOf(workerId: string): Promise<Record<string, SessionPosition>>;
   /** Leaves the registry at once (drain). */
