@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { edgeSettings, loadEdgeConfig, mintToken } from '@switchyard/edge';
 import { runnerSettings } from '@switchyard/runner';
@@ -11,8 +12,14 @@ export const summary = 'a whole single-machine cluster in one process, for tryin
 /** The demo user's rights: read and write every channel. */
 const DEV_PERMISSIONS = ['*:read', '*:write'];
 const DEV_TOKEN_TTL_S = 24 * 3600;
-/** The demo pipeline of examples/ (stages with progress; fails on demand). */
-export const DEMO_PIPELINE = fileURLToPath(new URL('../../../../examples/pipeline/demo-pipeline.mjs', import.meta.url));
+/**
+ * The demo pipeline of examples/ (stages with progress; fails on demand). The build copies it
+ * into dist/, since an installed package has no examples/ beside it.
+ */
+const SHIPPED_PIPELINE = new URL('../demo-pipeline.mjs', import.meta.url);
+export const DEMO_PIPELINE = fileURLToPath(
+  existsSync(SHIPPED_PIPELINE) ? SHIPPED_PIPELINE : new URL('../../../../examples/pipeline/demo-pipeline.mjs', import.meta.url),
+);
 /** Dev defaults that differ from a production runner's: short retries, two jobs at a time. */
 const DEV_RUNNER_DEFAULTS: Record<string, string> = { BASE_RETRY_DELAY: '2', RUNNER_CONCURRENCY: '2', SHUTDOWN_GRACE_S: '0' };
 

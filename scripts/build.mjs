@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+// Builds every publishable package to dist/: ESM JavaScript with .d.ts (tsc, project
+// references), the client's CommonJS entries (esbuild), the demo pipeline `switchyard dev`
+// runs, and LICENSE beside each package.json. Plain JavaScript so a Docker build stage
+// needs nothing but the dev dependencies.
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, readdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** Every package that is published; bench ships because `switchyard bench` needs it. */
+export const PUBLISHED = ['protocol', 'config', 'broker', 'sessions', 'jobs', 'edge', 'runner', 'client', 'bench', 'cli'];
+
+function run(cmd, args) {
+  const r = spawnSync(cmd, args, { cwd: ROOT, stdio: 'inherit' });
+  if (r.status !== 0) {
+    process.stderr.write(`build: ${cmd} ${args.join(' ')} failed (exit ${r.status ?? r.signal})\n`);
+    process.exit(r.status ?? 1);
+  }
+}
+
+export async function build({ clean = false } = {}) {
+  if (clean) for (const p of PUBLISHED) rmSync(join(ROOT, 'packages', p, 'dist'), { recursive: true, force: true });
+  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  run(process.execPath, [tsc, '-b', ...PUBLISHED.map((p) => `packages/${p}/tsconfig.build.json`)]);
+
+  // CommonJS for `require('@switchyard/client')`: one bundle per entry (no dependencies to
+  // leave out but the optional peers).
+  const esbuild = await import('esbuild');
+  const client = join(ROOT, 'packages', 'client');
+  for (const entry of ['index', 'react', 'internal']) {
+    await esbuild.build({
+      entryPoints: [join(client, 'src', `${entry}.ts`)],
+      outfile: join(client, 'dist', `${entry}.cjs`),
+      bundle: true,
+      format: 'cjs',
+      platform: 'neutral',
+      target: 'es2022',
+      external: ['react', 'ws'],
+      logLevel: 'warning',
+    });
+  }
+
+  copyFileSync(join(ROOT, 'examples', 'pipeline', 'demo-pipeline.mjs'), join(ROOT, 'packages', 'cli', 'dist', 'demo-pipeline.mjs'));
+  for (const p of PUBLISHED) copyFileSync(join(ROOT, 'LICENSE'), join(ROOT, 'packages', p, 'LICENSE'));
+  return readdirSync(join(ROOT, 'packages', 'cli', 'dist')).length;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) await build({ clean: process.argv.includes('--clean') });
