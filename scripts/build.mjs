@@ -25,12 +25,20 @@ export async function build({ clean = false } = {}) {
   const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
   run(process.execPath, [tsc, '-b', ...PUBLISHED.map((p) => `packages/${p}/tsconfig.build.json`)]);
 
-  // CommonJS for `require('@switchyard/client')`: one bundle per entry (no dependencies to
-  // leave out but the optional peers).
+  // CommonJS for `require('@switchyard/client')`: one bundle per entry, the optional peers
+  // left out. The React entry requires the main one instead of bundling a copy of it, so
+  // both share one client class, one set of channel leases and job trackers.
   const esbuild = await import('esbuild');
   const client = join(ROOT, 'packages', 'client');
+  const shareIndex = {
+    name: 'share-index',
+    setup(b) {
+      b.onResolve({ filter: /^\.\/index\.js$/ }, () => ({ path: './index.cjs', external: true }));
+    },
+  };
   for (const entry of ['index', 'react', 'internal']) {
     await esbuild.build({
+      plugins: entry === 'react' ? [shareIndex] : [],
       entryPoints: [join(client, 'src', `${entry}.ts`)],
       outfile: join(client, 'dist', `${entry}.cjs`),
       bundle: true,
