@@ -157,6 +157,7 @@ describe('the packages, packed and installed outside the workspace', () => {
       for (const f of files) expect(f, `${name}: ${f}`).toMatch(/^package\/(dist\/.+\.(js|cjs|mjs|d\.ts)|bin\/switchyard\.mjs|native\/loadgen\.c|package\.json|README\.md|LICENSE)$/);
       expect(files.some((f) => f.includes('/src/') || f.includes('/test/'))).toBe(false);
       expect(files, name).toContain('package/LICENSE');
+      expect(files, name).toContain('package/README.md');
       expect(JSON.stringify(manifest)).not.toMatch(/workspace:|\.\/src\//);
       if (name === '@switchyard/cli') {
         expect(manifest['bin']).toEqual({ switchyard: './bin/switchyard.mjs' });

@@ -87,8 +87,11 @@ export async function postJob(base: string, token: string, job: JobRequest, opti
     text = await res.text();
   } catch (err) {
     const why = abort.signal.aborted ? `no answer within ${options.timeoutMs} ms` : ((err as Error)?.message ?? String(err));
-    // Sent or not, the outcome is unknown: retrying with the same job_id is safe.
-    throw new SwitchyardError('connection_lost', `submit job: POST ${url} failed (${why}); it may or may not have been queued — retry with the same job_id`, { retriable: true, cause: err });
+    // Sent or not, the outcome is unknown: a retry with the same job_id is answered job_exists if it went through.
+    throw new SwitchyardError('connection_lost', `submit job: POST ${url} failed (${why}); it may or may not have been queued — retry with the same job_id (job_exists then means it was)`, {
+      retriable: true,
+      cause: err,
+    });
   } finally {
     clearTimeout(timer);
   }
