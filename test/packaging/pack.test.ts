@@ -223,6 +223,8 @@ describe('the packages, packed and installed outside the workspace', () => {
     const received = { event: 'hello', data: { n: 1 }, id: expect.stringMatching(/^.+:1$/) };
     expect(lines(cjs)).toEqual([received]);
     expect(lines(esm)).toEqual([received, { job: 'completed', progress: 1 }]);
+    // No JWT_SECRET was given: the banner says tokens die with this run, and what to do.
+    expect(node.out).toContain('JWT_SECRET is random for this run');
     // Stopped (SIGTERM to npx and the node it runs), nothing serves there any more.
     await node.stop();
     await expect(fetch(`${http}/health`)).rejects.toThrow();

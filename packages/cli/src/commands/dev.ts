@@ -29,7 +29,8 @@ export async function dev(argv: string[]): Promise<void> {
   const [edgeFile, runnerFile] = splitConfigFile(common.file, edgeSettings, runnerSettings);
   const set = (key: string) => (env[key] ?? '') !== '' || (common.file?.[key] ?? null) !== null;
   // Fill in what a first run lacks; anything the user set (environment or --config) wins.
-  if (!set('JWT_SECRET') && !set('JWT_PUBLIC_KEY') && !set('JWKS_URL')) env['JWT_SECRET'] = randomBytes(32).toString('base64url');
+  const randomSecret = !set('JWT_SECRET') && !set('JWT_PUBLIC_KEY') && !set('JWKS_URL');
+  if (randomSecret) env['JWT_SECRET'] = randomBytes(32).toString('base64url');
   if (!set('DEV_TOKENS')) env['DEV_TOKENS'] = 'true';
   if (!set('BROADCAST_API_KEY')) env['BROADCAST_API_KEY'] = `dev-${randomBytes(12).toString('base64url')}`;
   if (!set('WORKER_ID')) env['WORKER_ID'] = 'dev-1';
@@ -49,15 +50,25 @@ export async function dev(argv: string[]): Promise<void> {
       const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
       const base = `${host}:${node.port}`;
       const where = config.kafkaServers !== undefined ? 'jobs on Kafka: start `switchyard runner` too' : jobs !== undefined ? 'in-process job runner' : 'no job runner';
-      process.stderr.write(banner(base, token, config.broadcastApiKey ?? '<BROADCAST_API_KEY>', where));
+      process.stderr.write(banner(base, token, config.broadcastApiKey ?? '<BROADCAST_API_KEY>', where, randomSecret));
     });
   });
 }
 
-function banner(base: string, token: string, broadcastKey: string, jobs: string): string {
+function banner(base: string, token: string, broadcastKey: string, jobs: string, randomSecret: boolean): string {
+  // Tokens minted under a random secret are refused after a restart; say so before anyone
+  // wonders why a client (or a browser tab) is `failed` with auth_failed.
+  const secretNote = randomSecret
+    ? `
+  JWT_SECRET is random for this run: tokens stop working when the node restarts (clients
+  end in "failed" with auth_failed). To keep them, start it with a fixed secret:
+       JWT_SECRET=${'$'}(openssl rand -base64 48) switchyard dev
+  or hand the clients a new token (client.setToken).
+`
+    : '';
   return `
   Switchyard dev node on ws://${base}/ws  (${jobs}, DEV_TOKENS=true)
-
+${secretNote}
   1. Connect (token for user "dev-user", valid 24 h):
        npx -y wscat -c 'ws://${base}/ws?token=${token}'
      then type:
