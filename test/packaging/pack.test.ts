@@ -186,6 +186,11 @@ describe('the packages, packed and installed outside the workspace', () => {
     // Compiled JavaScript only: no tsx, no TypeScript sources in what was installed.
     expect(existsSync(join(server, 'node_modules', 'tsx'))).toBe(false);
     expect(existsSync(join(server, 'node_modules', '@switchyard', 'edge', 'src'))).toBe(false);
+    // Every subcommand loads from the compiled package (the bin npm linked, as npx runs it).
+    for (const cmd of ['edge', 'runner', 'dev', 'token', 'submit', 'watch', 'bench']) {
+      const help = run(join(server, 'node_modules', '.bin', 'switchyard'), [cmd, '--help'], server, 60_000);
+      expect(help.stdout + help.stderr).toContain(`switchyard ${cmd}:`);
+    }
 
     const port = await freePort();
     const node = start('npx', ['--no-install', 'switchyard', 'dev'], server, { PORT: String(port), HOST: '127.0.0.1', BROADCAST_API_KEY: BROADCAST_KEY, LOG_LEVEL: 'info' });
