@@ -4,7 +4,7 @@
 // runs, and LICENSE beside each package.json. Plain JavaScript so a Docker build stage
 // needs nothing but the dev dependencies.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -48,6 +48,15 @@ export async function build({ clean = false } = {}) {
       external: ['react', 'ws'],
       logLevel: 'warning',
     });
+  }
+
+  // Declarations for the CommonJS entries: a TypeScript file compiled to CommonJS takes a
+  // .d.ts of this "type": "module" package as ESM and refuses to require it; .d.cts twins
+  // (relative imports pointing at .cjs) describe the CommonJS build.
+  const dist = join(client, 'dist');
+  for (const f of readdirSync(dist).filter((n) => n.endsWith('.d.ts'))) {
+    const text = readFileSync(join(dist, f), 'utf8').replace(/(['"])(\.\/[^'"]+)\.js\1/g, '$1$2.cjs$1');
+    writeFileSync(join(dist, f.replace(/\.d\.ts$/, '.d.cts')), text);
   }
 
   copyFileSync(join(ROOT, 'examples', 'pipeline', 'demo-pipeline.mjs'), join(ROOT, 'packages', 'cli', 'dist', 'demo-pipeline.mjs'));

@@ -96,6 +96,16 @@ client.onChannel('demo', (event) => {
 client.subscribe('demo').then(() => console.log('ready'), (err) => { console.error(err); process.exit(1); });
 `;
 
+/** Compiled as ESM (.mts) and as CommonJS (.cts): both must find the package's types. */
+const TYPED_CONSUMER = `import { SwitchyardClient, HttpError, type ChannelEvent, type JobState } from '@switchyard/client';
+import { useJob } from '@switchyard/client/react';
+const client = new SwitchyardClient({ url: 'ws://127.0.0.1:8765/ws', token: 'x', autoConnect: false });
+client.onChannel('demo', (e: ChannelEvent) => e.id.length);
+export const submitted: Promise<{ jobId: string }> = client.submitJob({ sample_id: 'S1' });
+export const refused = (e: unknown) => e instanceof HttpError && e.status === 403;
+export const hook: (id: string) => JobState = useJob;
+`;
+
 /** The template's App.tsx replaced by one that uses the provider, the hooks and submitJob. */
 const APP_TSX = `import { useState } from 'react'
 import { SwitchyardProvider, useChannel, useConnectionState, useJob, useSwitchyard } from '@switchyard/client/react'
@@ -154,7 +164,7 @@ describe('the packages, packed and installed outside the workspace', () => {
       const files = run('tar', ['tzf', tarball], work, 30_000).stdout.trim().split('\n');
       const manifest = JSON.parse(run('tar', ['xzOf', tarball, 'package/package.json'], work, 30_000).stdout) as Record<string, any>;
       const name = manifest['name'] as string;
-      for (const f of files) expect(f, `${name}: ${f}`).toMatch(/^package\/(dist\/.+\.(js|cjs|mjs|d\.ts)|bin\/switchyard\.mjs|native\/loadgen\.c|package\.json|README\.md|LICENSE)$/);
+      for (const f of files) expect(f, `${name}: ${f}`).toMatch(/^package\/(dist\/.+\.(js|cjs|mjs|d\.ts|d\.cts)|bin\/switchyard\.mjs|native\/loadgen\.c|package\.json|README\.md|LICENSE)$/);
       expect(files.some((f) => f.includes('/src/') || f.includes('/test/'))).toBe(false);
       expect(files, name).toContain('package/LICENSE');
       expect(files, name).toContain('package/README.md');
@@ -165,13 +175,13 @@ describe('the packages, packed and installed outside the workspace', () => {
         continue;
       }
       const root = manifest['exports']['.'];
-      expect(root, name).toMatchObject({ types: './dist/index.d.ts', import: './dist/index.js' });
+      if (name === '@switchyard/client') expect(root).toEqual({ import: { types: './dist/index.d.ts', default: './dist/index.js' }, require: { types: './dist/index.d.cts', default: './dist/index.cjs' } });
+      else expect(root, name).toEqual({ types: './dist/index.d.ts', import: './dist/index.js' });
       expect(files).toContain('package/dist/index.d.ts');
       expect(files).toContain('package/dist/index.js');
     }
     const client = JSON.parse(run('tar', ['xzOf', tarballs.find((t) => t.includes('switchyard-client-'))!, 'package/package.json'], work, 30_000).stdout) as Record<string, any>;
-    expect(client['exports']['.']['require']).toBe('./dist/index.cjs');
-    expect(client['exports']['./react']).toMatchObject({ types: './dist/react.d.ts', import: './dist/react.js', require: './dist/react.cjs' });
+    expect(client['exports']['./react']).toEqual({ import: { types: './dist/react.d.ts', default: './dist/react.js' }, require: { types: './dist/react.d.cts', default: './dist/react.cjs' } });
     expect(client['dependencies'] ?? {}).not.toHaveProperty('ws');
     expect(client['peerDependenciesMeta']).toMatchObject({ ws: { optional: true }, react: { optional: true } });
     const edge = JSON.parse(run('tar', ['xzOf', tarballs.find((t) => t.includes('switchyard-edge-'))!, 'package/package.json'], work, 30_000).stdout) as Record<string, any>;
@@ -181,7 +191,8 @@ describe('the packages, packed and installed outside the workspace', () => {
   it('installs with npm; `npx switchyard dev` serves; an ESM and a CommonJS script get an event, and a job submitted with the SDK completes', async () => {
     mkdirSync(server, { recursive: true });
     writeFileSync(join(server, 'package.json'), JSON.stringify({ name: 'sy-install-check', private: true, type: 'module' }));
-    run('npm', ['install', '--prefer-offline', ...tarballs, 'ws@^8'], server, 300_000);
+    // ws: the client's optional peer on Node 20; react and its types for the typed consumers below.
+    run('npm', ['install', '--prefer-offline', ...tarballs, 'ws@^8', 'react@^19', '@types/react@^19'], server, 300_000);
     expect(existsSync(join(server, 'node_modules', '.bin', 'switchyard'))).toBe(true);
     // Compiled JavaScript only: no tsx, no TypeScript sources in what was installed.
     expect(existsSync(join(server, 'node_modules', 'tsx'))).toBe(false);
@@ -228,6 +239,13 @@ describe('the packages, packed and installed outside the workspace', () => {
     const received = { event: 'hello', data: { n: 1 }, id: expect.stringMatching(/^.+:1$/) };
     expect(lines(cjs)).toEqual([received]);
     expect(lines(esm)).toEqual([received, { job: 'completed', progress: 1 }]);
+    // TypeScript consumers of either kind type-check against the shipped declarations (with
+    // skipLibCheck, as Vite's template and most projects set it: the declarations use
+    // Symbol.asyncDispose, which older `lib` settings lack).
+    writeFileSync(join(server, 'typed.mts'), TYPED_CONSUMER);
+    writeFileSync(join(server, 'typed.cts'), TYPED_CONSUMER);
+    const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+    run(process.execPath, [tsc, '--noEmit', '--strict', '--skipLibCheck', '--module', 'node16', '--moduleResolution', 'node16', '--target', 'es2022', 'typed.mts', 'typed.cts'], server, 120_000);
     // No JWT_SECRET was given: the banner says tokens die with this run, and what to do.
     expect(node.out).toContain('JWT_SECRET is random for this run');
     // Stopped (SIGTERM to npx and the node it runs), nothing serves there any more.
