@@ -2,7 +2,7 @@
  * deploy/ without a Docker engine: the Compose files against the Compose Specification's JSON
  * schema (as shipped by the `dclint` package, checked with ajv, offline) and against each
  * other; the Dockerfile's shape (parsed with dockerfile-ast), then its build and run steps
- * replayed here — the production-only install from the lockfile, the edge started with the
+ * replayed here — the build and pack from the lockfile, the npm install of the tarballs, the edge started with the
  * image's ENTRYPOINT and CMD, and the image's HEALTHCHECK command run against it; the
  * systemd unit with `systemd-analyze verify` and `security`; the proxy templates' renderer.
  */
@@ -194,11 +194,18 @@ describe('deploy/Dockerfile', () => {
     expect(['root', '0']).not.toContain(user);
     expect(of(finalStage, 'HEALTHCHECK')).toHaveLength(1);
     expect(of(finalStage, 'EXPOSE').map((e) => e.getArgumentsContent()).join(' ')).toContain('8765');
-    const install = of(instructions, 'RUN').map((r) => r.getArgumentsContent()!).find((r) => r.includes('pnpm install'));
-    expect(install).toMatch(/--frozen-lockfile/);
-    expect(install).toMatch(/--prod/);
+    // Built and packed from the lockfile in the build stage; installed from the tarballs,
+    // production dependencies only, in the final one; run as the installed `switchyard`.
+    const runs = of(instructions, 'RUN').map((r) => r.getArgumentsContent()!);
+    const build = runs.find((r) => r.includes('pnpm install'));
+    expect(build).toMatch(/--frozen-lockfile/);
+    expect(build).toMatch(/scripts\/pack\.mjs/);
+    const install = of(finalStage, 'RUN').map((r) => r.getArgumentsContent()!).find((r) => r.includes('npm install --global'));
+    expect(install).toMatch(/--omit=dev/);
+    expect(install).toMatch(/\.tgz/);
     expect(execForm(of(finalStage, 'CMD')[0]!)).toEqual(['edge']);
-    expect(execForm(of(finalStage, 'ENTRYPOINT')[0]!)).toContain('packages/cli/src/main.ts');
+    expect(execForm(of(finalStage, 'ENTRYPOINT')[0]!)).toEqual(['/usr/bin/tini', '--', 'switchyard']);
+    for (const i of finalStage) expect(i.getRawArgumentsContent() ?? '', 'the image runs no tsx').not.toMatch(/\btsx\b/);
     const ignore = read('deploy/Dockerfile.dockerignore');
     for (const p of ['**/node_modules', '.git', '.env']) expect(ignore.split('\n')).toContain(p);
   });
@@ -207,7 +214,7 @@ describe('deploy/Dockerfile', () => {
     const work = mkdtempSync(join(tmpdir(), 'sy-image-'));
     afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-    it('installs production dependencies only from the lockfile, starts the edge with ENTRYPOINT + CMD, and passes its HEALTHCHECK', async () => {
+    it('builds and packs from the lockfile, installs the tarballs (production only), starts the edge with ENTRYPOINT + CMD, and passes its HEALTHCHECK', async () => {
       // The build context, filtered by Dockerfile.dockerignore.
       const patterns = read('deploy/Dockerfile.dockerignore')
         .split('\n')
@@ -232,19 +239,35 @@ describe('deploy/Dockerfile', () => {
       expect(existsSync(join(work, 'test'))).toBe(false);
       expect(existsSync(join(work, 'pnpm-lock.yaml'))).toBe(true);
 
-      // RUN pnpm install --frozen-lockfile --prod (offline: the store is filled by the checkout's install).
-      const install = spawnSync('pnpm', ['install', '--frozen-lockfile', '--prod', '--offline'], { cwd: work, encoding: 'utf8', timeout: 180_000 });
+      // Build stage: RUN pnpm install --frozen-lockfile --offline && node scripts/pack.mjs /packs
+      // (offline: the store is filled by the checkout's install).
+      const install = spawnSync('pnpm', ['install', '--frozen-lockfile', '--offline'], { cwd: work, encoding: 'utf8', timeout: 240_000 });
       expect(install.status, `${install.stdout}\n${install.stderr}`).toBe(0);
-      expect(existsSync(join(work, 'node_modules', 'vitest'))).toBe(false);
-      expect(existsSync(join(work, 'node_modules', 'tsx'))).toBe(true);
+      const packs = join(work, 'packs');
+      const pack = spawnSync(process.execPath, ['scripts/pack.mjs', packs], { cwd: work, encoding: 'utf8', timeout: 300_000 });
+      expect(pack.status, `${pack.stdout}\n${pack.stderr}`).toBe(0);
+      // Final stage: RUN npm install --global --omit=dev /tmp/packs/*.tgz (into a prefix of our own here).
+      const prefix = join(work, 'global');
+      const tarballs = readdirSync(packs).filter((f) => f.endsWith('.tgz')).map((f) => join(packs, f));
+      const npmInstall = spawnSync('npm', ['install', '--global', '--prefix', prefix, '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', ...tarballs], {
+        encoding: 'utf8',
+        timeout: 300_000,
+        env: { ...process.env, npm_config_cache: join(ROOT, '.cache', 'npm') },
+      });
+      expect(npmInstall.status, `${npmInstall.stdout}\n${npmInstall.stderr}`).toBe(0);
+      const installed = join(prefix, 'lib', 'node_modules');
+      expect(existsSync(join(installed, '@switchyard', 'cli', 'dist', 'main.js'))).toBe(true);
+      expect(existsSync(join(installed, '@switchyard', 'cli', 'src'))).toBe(false);
+      expect(existsSync(join(installed, 'tsx'))).toBe(false);
+      expect(existsSync(join(installed, '@switchyard', 'cli', 'node_modules', 'typescript'))).toBe(false);
 
       // ENTRYPOINT (after tini) + CMD, with the image's ENV and a test key.
       const entry = execForm(of(finalStage, 'ENTRYPOINT')[0]!);
       const cmd = execForm(of(finalStage, 'CMD')[0]!);
       const argv = [...entry.slice(entry.indexOf('--') + 1), ...cmd];
-      expect(argv[0]).toBe('node');
-      const env = { ...process.env, NODE_ENV: 'production', PORT: '0', HOST: '127.0.0.1', JWT_SECRET: TEST_SECRET, WORKER_ID: 'image-1' };
-      const proc = spawn(process.execPath, argv.slice(1), { cwd: work, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      expect(argv[0]).toBe('switchyard');
+      const env = { ...process.env, PATH: `${join(prefix, 'bin')}:${process.env['PATH']}`, NODE_ENV: 'production', PORT: '0', HOST: '127.0.0.1', JWT_SECRET: TEST_SECRET, WORKER_ID: 'image-1' };
+      const proc = spawn(join(prefix, 'bin', argv[0]!), argv.slice(1), { cwd: work, env, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
       proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -267,7 +290,7 @@ describe('deploy/Dockerfile', () => {
       } finally {
         if (proc.exitCode === null) proc.kill('SIGKILL');
       }
-    }, 240_000);
+    }, 900_000);
   });
 });
 
@@ -293,7 +316,9 @@ describe('deploy/switchyard-edge.service', () => {
 
   it('runs `switchyard edge` as a non-root user, stops with SIGTERM and waits longer than the drain', () => {
     expect([...sections.keys()]).toEqual(['Unit', 'Service', 'Install']);
-    expect(service('ExecStart')).toMatch(/packages\/cli\/src\/main\.ts edge$/);
+    // The installed `switchyard` (npm install --global of the packed tarballs), compiled JavaScript.
+    expect(service('ExecStart')).toMatch(/^\/usr\/bin\/env switchyard edge$/);
+    expect(unit).not.toMatch(/tsx/);
     expect(service('User')).toBeDefined();
     expect(service('User')).not.toBe('root');
     expect(service('KillSignal')).toBe('SIGTERM');

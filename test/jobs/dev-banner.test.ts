@@ -59,7 +59,8 @@ describe('switchyard dev: the first five minutes', () => {
     expect(text).toContain(`npx -y wscat -c "ws://127.0.0.1:${dev.port}/ws?token=$SWITCHYARD_TOKEN"`);
     expect(text).toContain('-H "Authorization: Bearer $SWITCHYARD_TOKEN"');
     expect(text).toMatch(/switchyard submit --watch/);
-    expect(text).toContain('JWT_SECRET was generated for this run: set JWT_SECRET to keep tokens valid across restarts.');
+    expect(text).toContain('JWT_SECRET was generated for this run: tokens stop working when the node restarts');
+    expect(text).toContain('Set JWT_SECRET to keep them valid across restarts');
     const { client, hello } = await connect(dev.url, token!);
     expect(hello).toMatchObject({ type: 'auth_success', user_id: 'dev-user' });
     client.close();

@@ -7,9 +7,16 @@ import { fileURLToPath } from 'node:url';
 import type { Proto } from './loadproc.js';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const CLI = fileURLToPath(new URL('../../cli/src/main.ts', import.meta.url));
-const UWS_RAW = fileURLToPath(new URL('./servers/uws-raw.ts', import.meta.url));
-const SOCKETIO = fileURLToPath(new URL('./servers/socketio.ts', import.meta.url));
+/**
+ * From the sources (a checkout) the servers run through tsx; compiled (an installed package)
+ * they are plain JavaScript, and the Switchyard edge is this very `switchyard` command.
+ */
+const COMPILED = import.meta.url.endsWith('.js');
+const EXT = COMPILED ? 'js' : 'ts';
+const NODE_ARGS = COMPILED ? [] : ['--import', 'tsx'];
+const CLI = COMPILED ? (process.argv[1] ?? 'switchyard') : fileURLToPath(new URL('../../cli/src/main.ts', import.meta.url));
+const UWS_RAW = fileURLToPath(new URL(`./servers/uws-raw.${EXT}`, import.meta.url));
+const SOCKETIO = fileURLToPath(new URL(`./servers/socketio.${EXT}`, import.meta.url));
 
 export type SystemName = 'switchyard' | 'uws_raw' | 'socketio_redis';
 export const SYSTEMS: readonly SystemName[] = ['switchyard', 'uws_raw', 'socketio_redis'];
@@ -132,7 +139,7 @@ async function startNode(name: SystemName, index: number, redisUrl: string | und
   else delete base['REDIS_URL'];
   let args: string[];
   if (name === 'switchyard') {
-    args = ['--import', 'tsx', CLI, 'edge'];
+    args = [...NODE_ARGS, CLI, 'edge'];
     Object.assign(base, {
       HOST: '127.0.0.1',
       WORKER_ID: `bench-${index}`,
@@ -153,9 +160,9 @@ async function startNode(name: SystemName, index: number, redisUrl: string | und
     delete base['JWKS_URL'];
     delete base['ALLOWED_ORIGINS'];
   } else if (name === 'uws_raw') {
-    args = ['--import', 'tsx', UWS_RAW];
+    args = [...NODE_ARGS, UWS_RAW];
   } else {
-    args = ['--import', 'tsx', SOCKETIO];
+    args = [...NODE_ARGS, SOCKETIO];
     base['JWT_SECRET'] = BENCH_SECRET;
   }
   const proc = spawn(process.execPath, args, { cwd: ROOT, env: base, stdio: ['ignore', 'pipe', 'pipe'] });

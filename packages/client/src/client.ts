@@ -31,9 +31,10 @@ import {
 } from './frames.js';
 import { resolveOptions, type ClientOptions, type ResolvedOptions, type TokenProvider, type UrlProvider } from './options.js';
 import { BoundedQueue } from './queue.js';
-import { ChannelStream, type ChannelEvent, type StreamGap } from './stream.js';
+import { ChannelStream, eventId, type ChannelEvent, type StreamGap } from './stream.js';
 import { MAX_TIMER_MS, refreshDelay, tokenExpiry } from './token.js';
 import { platformWebSocket, WS_OPEN, type WebSocketLike } from './transport.js';
+import { httpBaseOf, postJob, type JobRequest, type SubmittedJob } from './http.js';
 
 type Timer = ReturnType<typeof setTimeout>;
 
@@ -64,8 +65,12 @@ export type ConnectionState =
       /** The server restored the previous session's subscriptions. */
       resumed: boolean;
     }
-  /** Waiting `delayMs` before the next attempt, after a close with `closeCode`. */
-  | { status: 'reconnecting'; attempt: number; delayMs: number; closeCode: number; closeReason: string }
+  /**
+   * Waiting `delayMs` before the next attempt, after a close with `closeCode`. `closedBy`:
+   * `client` when this client gave up on the socket (connect or pong timeout, a provider that
+   * threw), `server` when the server closed it or the network dropped it.
+   */
+  | { status: 'reconnecting'; attempt: number; delayMs: number; closeCode: number; closeReason: string; closedBy: 'client' | 'server' }
   /** Given up: a refused token, a session taken over, or `reconnect.maxAttempts` reached. `connect()` starts again. */
   | { status: 'failed'; error: SwitchyardError }
   /** Closed by `close()`. */
@@ -583,7 +588,8 @@ export class SwitchyardClient {
       this.#fail(new SwitchyardError('reconnect_failed', `gave up after ${o.maxAttempts} failed attempts (last close ${close.code} ${close.reason}); raise reconnect.maxAttempts`, { retriable: true }));
       return;
     }
-    this.#setState({ status: 'reconnecting', attempt: this.#failures, delayMs, closeCode: close.code, closeReason: close.reason });
+    const closedBy = close.code === CLIENT_ABORT ? 'client' : 'server';
+    this.#setState({ status: 'reconnecting', attempt: this.#failures, delayMs, closeCode: close.code, closeReason: close.reason, closedBy });
     clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = undefined;
@@ -999,9 +1005,11 @@ export class SwitchyardClient {
   #onEvent(frame: EventFrame): void {
     const entry = this.#channels.get(frame.channel);
     if (entry === undefined) return;
+    const seq = typeof frame.seq === 'number' ? frame.seq : null;
     const event: ChannelEvent = {
+      id: eventId(entry.stream.epoch, seq),
       channel: frame.channel,
-      seq: typeof frame.seq === 'number' ? frame.seq : null,
+      seq,
       event: frame.event,
       data: frame.data,
       timestamp: frame.timestamp,
@@ -1044,6 +1052,40 @@ export class SwitchyardClient {
   async direct(to: string, data: unknown, options: RequestOptions = {}): Promise<void> {
     if (typeof to !== 'string' || to === '') throw new InvalidArgumentError('to', 'must be a connection id or "user:<id>"');
     await this.#request({ type: 'direct', to, data: data as Json }, `direct to ${to}`, options.timeoutMs);
+  }
+
+  /**
+   * Submits a job (`POST /jobs` on the node's HTTP side, with this client's token); resolves
+   * with its id once queued. The HTTP base comes from the WebSocket URL (`ws://h:p/ws` →
+   * `http://h:p`) unless the `httpUrl` option sets it. Refusals reject with `HttpError`
+   * (`status`, `serverCode`); an unknown outcome with `connection_lost` (retry with the same `job_id`).
+   */
+  async submitJob(job: JobRequest, options: RequestOptions = {}): Promise<SubmittedJob> {
+    if (this.#state.status === 'closed') throw new ClientClosedError('submit job');
+    const base = this.#o.httpUrl ?? httpBaseOf(this.#state.status === 'connected' ? this.#state.url : (this.#lastUrl ?? this.#listedUrlPeek() ?? (await this.#providedUrl())));
+    const token = await this.#token('connect');
+    return postJob(base, token, job, { fetch: this.#o.fetch, timeoutMs: options.timeoutMs ?? this.#o.requestTimeoutMs });
+  }
+
+  /**
+   * Replaces the token (a JWT, or a provider). On a live connection the new token is sent at
+   * once (re-authentication, as a refresh); after `failed` — a refused token — the client
+   * connects again with it; otherwise the next attempt uses it.
+   */
+  setToken(token: string | TokenProvider): void {
+    if (typeof token !== 'function' && (typeof token !== 'string' || token === '')) {
+      throw new InvalidArgumentError('token', 'must be a non-empty JWT string or a function returning one');
+    }
+    this.#o.token = token;
+    const attempt = this.#attempt;
+    if (attempt?.hello !== undefined) void this.#refresh(attempt, 0);
+    else if (this.#state.status === 'failed') this.connect();
+  }
+
+  /** The first URL of a fixed one or a list, without moving along the list; undefined for a provider. */
+  #listedUrlPeek(): string | undefined {
+    const url = this.#o.url;
+    return typeof url === 'string' ? url : typeof url === 'function' ? undefined : url[this.#urlIndex];
   }
 
   /** Asks the server to cancel a job this user owns. Queued while offline. */

@@ -25,6 +25,8 @@ export type { ClientLogger, ClientOptions, ReconnectOptions, TokenProvider, UrlP
 export { DEFAULT_BACKOFF_FACTOR, DEFAULT_INITIAL_DELAY_MS, DEFAULT_MAX_DELAY_MS, DEFAULT_STABLE_AFTER_MS } from './backoff.js';
 export { DEFAULT_MAX_BUFFERED_EVENTS } from './stream.js';
 export type { ChannelEvent, StreamGap } from './stream.js';
+export { HttpError, httpBaseOf } from './http.js';
+export type { FetchLike, JobRequest, SubmittedJob } from './http.js';
 export { DEFAULT_MAX_QUEUED_REQUESTS } from './queue.js';
 export { DEFAULT_REFRESH_MARGIN_MS } from './token.js';
 export {

@@ -59,6 +59,12 @@ export interface JobState {
   lastSeq: number | null;
   /** Timestamp of the last event folded in. */
   updatedAt: string | undefined;
+  /**
+   * Why the job cannot be followed (set by `followJob`): its channel was refused (`forbidden`:
+   * not this user's job, or no such job), or the client failed or was closed. Cleared by the
+   * next snapshot or event (after `setToken` and a reconnect, say).
+   */
+  error: SwitchyardError | undefined;
 }
 
 export function initialJobState(jobId: string): JobState {
@@ -75,6 +81,7 @@ export function initialJobState(jobId: string): JobState {
     events: 0,
     lastSeq: null,
     updatedAt: undefined,
+    error: undefined,
   };
 }
 
@@ -232,19 +239,26 @@ function startTracker(client: SwitchyardClient, jobId: string, onEmpty: () => vo
     for (const l of [...tracker.listeners]) l(next);
     if (isTerminal(next.status)) finish(next);
   };
-  const offEvent = client.onChannel(channel, (e) => update(reduceJob(tracker.state, e)));
-  const offSnapshot = client.onSnapshot(channel, (snap) => update(applyJobSnapshot(tracker.state, snap)));
+  const fine = (s: JobState): JobState => (s.error === undefined ? s : { ...s, error: undefined });
+  const failed = (error: SwitchyardError) => {
+    update({ ...tracker.state, error });
+    finish(error);
+  };
+  const offEvent = client.onChannel(channel, (e) => update(fine(reduceJob(tracker.state, e))));
+  const offSnapshot = client.onSnapshot(channel, (snap) => update(fine(applyJobSnapshot(tracker.state, snap))));
   const offState = client.on('state', (s) => {
-    if (s.status === 'failed') finish(s.error);
-    else if (s.status === 'closed') finish(new ClientClosedError(`following job ${jobId}`));
+    if (s.status === 'failed') failed(s.error);
+    else if (s.status === 'closed') failed(new ClientClosedError(`following job ${jobId}`));
   });
   // Subscribed after the listener is in place, with the whole retained history.
   const lease: ChannelLease = acquireChannel(client, channel, { since: 0 });
   lease.ready.catch((err: unknown) => {
     // A subscribe that timed out stays wanted and may still come through; a refusal is final.
-    if ((err as SwitchyardError)?.code !== 'timeout') finish(err as SwitchyardError);
+    if ((err as SwitchyardError)?.code !== 'timeout' && !stopped) failed(err as SwitchyardError);
   });
+  let stopped = false;
   tracker.close = () => {
+    stopped = true;
     offEvent();
     offSnapshot();
     offState();

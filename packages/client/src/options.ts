@@ -7,6 +7,7 @@ import { InvalidArgumentError } from './errors.js';
 import { DEFAULT_MAX_QUEUED_REQUESTS } from './queue.js';
 import { DEFAULT_MAX_BUFFERED_EVENTS } from './stream.js';
 import { DEFAULT_REFRESH_MARGIN_MS } from './token.js';
+import { normaliseHttpBase, type FetchLike } from './http.js';
 import type { WebSocketConstructor } from './transport.js';
 
 /** Time allowed for a request's reply (and for a request waiting offline). */
@@ -123,6 +124,16 @@ export interface ClientOptions {
   resume?: boolean;
   /** @default no logging */
   logger?: ClientLogger;
+  /**
+   * The node's HTTP base for `submitJob` (`https://api.example.com`).
+   * @default the WebSocket URL's: ws://h:p/ws → http://h:p, wss → https
+   */
+  httpUrl?: string;
+  /**
+   * The `fetch` for `submitJob`.
+   * @default globalThis.fetch
+   */
+  fetch?: FetchLike;
 }
 
 export interface ResolvedOptions {
@@ -140,6 +151,8 @@ export interface ResolvedOptions {
   refreshMarginMs: number;
   resume: boolean;
   logger: ClientLogger;
+  httpUrl: string | undefined;
+  fetch: FetchLike | undefined;
 }
 
 function nonNegative(field: string, value: number | undefined, fallback: number, { integer = true, positive = false } = {}): number {
@@ -163,6 +176,7 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
   if (typeof token !== 'function' && (typeof token !== 'string' || token === '')) {
     throw new InvalidArgumentError('token', 'must be a non-empty JWT string or a function returning one');
   }
+  if (options.fetch !== undefined && typeof options.fetch !== 'function') throw new InvalidArgumentError('fetch', 'must be a fetch function');
   if (options.WebSocket !== undefined && typeof options.WebSocket !== 'function') throw new InvalidArgumentError('WebSocket', 'must be a WebSocket class');
   const r = options.reconnect === false ? { enabled: false } : (options.reconnect ?? {});
   if (r.delay !== undefined && typeof r.delay !== 'function') throw new InvalidArgumentError('reconnect.delay', 'must be a function (attempt) => ms');
@@ -193,5 +207,7 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
     refreshMarginMs: nonNegative('refreshMarginMs', options.refreshMarginMs, DEFAULT_REFRESH_MARGIN_MS),
     resume: options.resume ?? true,
     logger: options.logger ?? {},
+    httpUrl: options.httpUrl === undefined ? undefined : normaliseHttpBase(options.httpUrl),
+    fetch: options.fetch,
   };
 }

@@ -3,20 +3,45 @@
  * imports React, and only when this entry is imported: `react` is an optional peer
  * dependency, so applications without React never load it.
  *
- * Create the client once (outside components, or in a ref/context) and pass it in.
+ * Wrap the app in `<SwitchyardProvider url=... token=...>` and call the hooks without a
+ * client (`useChannel('room:1')`, `useJob(id)`), or pass a client you made yourself first.
  */
 import { useEffect, useState, useSyncExternalStore } from 'react';
-import type { ChannelSnapshot, ConnectionState, SwitchyardClient } from './client.js';
-import type { SwitchyardError } from './errors.js';
-import { followJob, initialJobState, type JobState } from './jobs.js';
-import { acquireChannel } from './lease.js';
-import type { ChannelEvent, StreamGap } from './stream.js';
+import {
+  acquireChannel,
+  ClientClosedError,
+  followJob,
+  initialJobState,
+  type ChannelEvent,
+  type ChannelSnapshot,
+  type ConnectionState,
+  type JobState,
+  type StreamGap,
+  type SwitchyardClient,
+  type SwitchyardError,
+} from './index.js';
+import { useOptionalSwitchyard } from './react-provider.js';
+
+export { SwitchyardProvider, useSwitchyard } from './react-provider.js';
+export type { SwitchyardProviderProps } from './react-provider.js';
+
+function isClient(value: unknown): value is SwitchyardClient {
+  // Duck-typed: the CommonJS and ESM builds each have their own class.
+  return typeof value === 'object' && value !== null && typeof (value as SwitchyardClient).subscribe === 'function' && typeof (value as SwitchyardClient).on === 'function';
+}
+
+function required(client: SwitchyardClient | null, hook: string): SwitchyardClient {
+  if (client === null) throw new Error(`${hook}: pass a SwitchyardClient, or render it inside <SwitchyardProvider>`);
+  return client;
+}
 
 /** Events a `useChannel` keeps by default. */
 export const DEFAULT_CHANNEL_EVENT_LIMIT = 100;
 
-/** The client's connection state, re-rendering on every change. */
-export function useConnectionState(client: SwitchyardClient): ConnectionState {
+/** The client's connection state (the provider's without an argument), re-rendering on every change. */
+export function useConnectionState(given?: SwitchyardClient): ConnectionState {
+  const fromContext = useOptionalSwitchyard();
+  const client = required(given ?? fromContext, 'useConnectionState');
   return useSyncExternalStore(
     (onChange) => client.on('state', onChange),
     () => client.state,
@@ -35,10 +60,14 @@ export interface UseChannelOptions {
 }
 
 export interface ChannelView {
-  /** The channel's events since the hook subscribed (at most `limit`), oldest first, each once and in order. */
+  /** The channel's events since the hook subscribed (at most `limit`), oldest first, each once and in order (key them by `id`). */
   events: ChannelEvent[];
   /** The newest event. */
   last: ChannelEvent | undefined;
+  /**
+   * `subscribing` also while the connection is down and coming back; `error` when the server
+   * refused the channel, or the client failed (a refused token, ...) or was closed.
+   */
   status: 'idle' | 'subscribing' | 'subscribed' | 'error';
   error: SwitchyardError | undefined;
   /** The last gap or reset reported for the channel: reload its state when it changes. */
@@ -53,7 +82,12 @@ const IDLE: ChannelView = { events: [], last: undefined, status: 'idle', error: 
  * Subscribes to `channel` while the component is mounted (pass null to hold none). Several
  * components may use the same channel; it is unsubscribed when the last one unmounts.
  */
-export function useChannel(client: SwitchyardClient, channel: string | null | undefined, options: UseChannelOptions = {}): ChannelView {
+export function useChannel(channel: string | null | undefined, options?: UseChannelOptions): ChannelView;
+export function useChannel(client: SwitchyardClient, channel: string | null | undefined, options?: UseChannelOptions): ChannelView;
+export function useChannel(...args: [SwitchyardClient, string | null | undefined, UseChannelOptions?] | [string | null | undefined, UseChannelOptions?]): ChannelView {
+  const fromContext = useOptionalSwitchyard();
+  const [given, channel, options = {}] = isClient(args[0]) ? (args as [SwitchyardClient, string | null | undefined, UseChannelOptions?]) : [null, ...(args as [string | null | undefined, UseChannelOptions?])];
+  const client = required(given ?? fromContext, 'useChannel');
   const { since, limit = DEFAULT_CHANNEL_EVENT_LIMIT } = options;
   const [view, setView] = useState<ChannelView>(IDLE);
   useEffect(() => {
@@ -74,12 +108,33 @@ export function useChannel(client: SwitchyardClient, channel: string | null | un
     });
     const offSnapshot = client.onSnapshot(channel, (snapshot) => setView((v) => ({ ...v, snapshot })));
     const lease = acquireChannel(client, channel, since === undefined ? {} : { since });
-    lease.ready.then(
-      () => live && setView((v) => ({ ...v, status: 'subscribed', error: undefined })),
-      (err: unknown) => live && setView((v) => ({ ...v, status: 'error', error: err as SwitchyardError })),
-    );
+    /** The server refused the channel: it is not asked for again. */
+    let refused = false;
+    const confirmed = (ready: Promise<unknown>) =>
+      ready.then(
+        () => live && setView((v) => ({ ...v, status: 'subscribed', error: undefined })),
+        (err: unknown) => {
+          if (!live) return;
+          const e = err as SwitchyardError;
+          if (e.code === 'server_error') refused = true;
+          // A timeout while offline is the connection's state, shown as `subscribing`.
+          if (e.code !== 'timeout' || client.state.status === 'connected') setView((v) => ({ ...v, status: 'error', error: e }));
+        },
+      );
+    confirmed(lease.ready);
+    const onState = (s: ConnectionState) => {
+      if (!live) return;
+      if (s.status === 'failed') setView((v) => ({ ...v, status: 'error', error: s.error }));
+      else if (s.status === 'closed') setView((v) => ({ ...v, status: 'error', error: new ClientClosedError(`channel ${channel}`) }));
+      else if (refused) return;
+      else if (s.status === 'connected') confirmed(client.subscribe(channel));
+      else setView((v) => (v.status === 'subscribing' ? v : { ...v, status: 'subscribing', error: undefined }));
+    };
+    const offState = client.on('state', onState);
+    if (client.state.status === 'failed' || client.state.status === 'closed') onState(client.state);
     return () => {
       live = false;
+      offState();
       offEvent();
       offGap();
       offSnapshot();
@@ -94,7 +149,12 @@ export function useChannel(client: SwitchyardClient, channel: string | null | un
  * retries, stalls, result or failure), starting from the server's snapshot of its status.
  * Pass null to follow none.
  */
-export function useJob(client: SwitchyardClient, jobId: string | null | undefined): JobState {
+export function useJob(jobId: string | null | undefined): JobState;
+export function useJob(client: SwitchyardClient, jobId: string | null | undefined): JobState;
+export function useJob(...args: [SwitchyardClient, string | null | undefined] | [string | null | undefined]): JobState {
+  const fromContext = useOptionalSwitchyard();
+  const [given, jobId] = isClient(args[0]) ? (args as [SwitchyardClient, string | null | undefined]) : [null, args[0] as string | null | undefined];
+  const client = required(given ?? fromContext, 'useJob');
   const [state, setState] = useState<JobState>(() => initialJobState(jobId ?? ''));
   useEffect(() => {
     if (jobId === null || jobId === undefined || jobId === '') {

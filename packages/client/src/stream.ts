@@ -18,6 +18,12 @@
 
 /** An event as the application sees it. */
 export interface ChannelEvent {
+  /**
+   * `<epoch>:<seq>`: unique per channel even across a history reset (which restarts seqs in
+   * a new epoch), so it can key a list (React `key`). A degraded event (no seq) gets
+   * `<epoch>:d<n>`, unique within this client.
+   */
+  id: string;
   channel: string;
   /** Per-channel sequence number; null for a `degraded` event (see below). */
   seq: number | null;
@@ -36,6 +42,13 @@ export interface ChannelEvent {
    * replaces: the server skipped them because this client was not keeping up. 0 normally.
    */
   coalesced: number;
+}
+
+let degradedCount = 0;
+
+/** The id of an event: `<epoch>:<seq>` (see `ChannelEvent.id`). */
+export function eventId(epoch: string | undefined, seq: number | null): string {
+  return seq === null ? `${epoch ?? ''}:d${++degradedCount}` : `${epoch ?? ''}:${seq}`;
 }
 
 /** Events were lost (`gap`), or the channel's history was reset and seqs restarted (`reset`). */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ChannelStream, type ChannelEvent } from '../src/stream.js';
 
-const ev = (seq: number | null, channel = 'c'): ChannelEvent => ({ channel, seq, event: 'e', data: { seq }, timestamp: '2026-01-01T00:00:00.000Z', degraded: seq === null, coalesced: 0 });
+const ev = (seq: number | null, channel = 'c'): ChannelEvent => ({ id: `e1:${String(seq)}`, channel, seq, event: 'e', data: { seq }, timestamp: '2026-01-01T00:00:00.000Z', degraded: seq === null, coalesced: 0 });
 const seqs = (events: ChannelEvent[]) => events.map((e) => e.seq);
 
 /** Pushes events and collects what the stream hands over, and whether it asked for a fill. */

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { edgeSettings, loadEdgeConfig, mintToken } from '@switchyard/edge';
 import { runnerSettings } from '@switchyard/runner';
@@ -11,9 +12,15 @@ export const summary = 'a whole single-machine cluster in one process, for tryin
 /** The demo user's rights: read and write every channel. */
 const DEV_PERMISSIONS = ['*:read', '*:write'];
 const DEV_TOKEN_TTL_S = 24 * 3600;
+/**
+ * The demo pipeline of examples/ (stages with progress; fails on demand). The build copies it
+ * into dist/, since an installed package has no examples/ beside it.
+ */
 const DEV_HOST = '127.0.0.1';
-/** The demo pipeline of examples/ (stages with progress; fails on demand). */
-export const DEMO_PIPELINE = fileURLToPath(new URL('../../../../examples/pipeline/demo-pipeline.mjs', import.meta.url));
+const SHIPPED_PIPELINE = new URL('../demo-pipeline.mjs', import.meta.url);
+export const DEMO_PIPELINE = fileURLToPath(
+  existsSync(SHIPPED_PIPELINE) ? SHIPPED_PIPELINE : new URL('../../../../examples/pipeline/demo-pipeline.mjs', import.meta.url),
+);
 /** Dev defaults that differ from a production runner's: short retries, two jobs at a time. */
 const DEV_RUNNER_DEFAULTS: Record<string, string> = { BASE_RETRY_DELAY: '2', RUNNER_CONCURRENCY: '2', SHUTDOWN_GRACE_S: '0' };
 
@@ -85,7 +92,7 @@ export interface BannerFacts {
 export function devBanner(f: BannerFacts): string {
   const { base } = f;
   const secretNote = f.generatedSecret
-    ? `\n  JWT_SECRET was generated for this run: set JWT_SECRET to keep tokens valid across restarts.\n`
+    ? `\n  JWT_SECRET was generated for this run: tokens stop working when the node restarts (clients\n  end in "failed" with auth_failed). Set JWT_SECRET to keep them valid across restarts, e.g.\n       JWT_SECRET=$(openssl rand -base64 48) switchyard dev\n  or hand the clients a new token (client.setToken).\n`
     : '';
   const consoleLines = f.console
     ? `\n  Console:  http://${base}/console${f.adminKey !== undefined ? `   (admin key: ${f.adminKey})` : '   (admin key: your ADMIN_API_KEY)'}\n`
