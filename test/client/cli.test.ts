@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, TEST_SECRET, hsToken, runCli, startEdge, type EdgeProcess } from '../harness/index.js';
+import { childEnv } from '../harness/env.js';
 import { uniqueSub } from '../harness/keys.js';
 import { waitFor } from '../harness/ports.js';
 import { BROADCAST_KEY, broadcast } from './helpers.js';
@@ -13,7 +14,7 @@ const CLI = fileURLToPath(new URL('../../packages/cli/src/main.ts', import.meta.
 
 /** A CLI process whose output can be read while it runs. */
 function startCli(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000) {
-  const proc = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

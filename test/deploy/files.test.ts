@@ -29,6 +29,7 @@ import {
   TemplateError,
 } from '../../scripts/render-proxy-config.js';
 import { ROOT, TEST_SECRET } from '../harness/edge.js';
+import { childEnv } from '../harness/env.js';
 import { waitFor } from '../harness/ports.js';
 
 type Obj = Record<string, any>;
@@ -243,7 +244,7 @@ describe('deploy/Dockerfile', () => {
       const cmd = execForm(of(finalStage, 'CMD')[0]!);
       const argv = [...entry.slice(entry.indexOf('--') + 1), ...cmd];
       expect(argv[0]).toBe('node');
-      const env = { ...process.env, NODE_ENV: 'production', PORT: '0', HOST: '127.0.0.1', JWT_SECRET: TEST_SECRET, WORKER_ID: 'image-1' };
+      const env = childEnv({ NODE_ENV: 'production', PORT: '0', HOST: '127.0.0.1', JWT_SECRET: TEST_SECRET, WORKER_ID: 'image-1' });
       const proc = spawn(process.execPath, argv.slice(1), { cwd: work, env, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -258,7 +259,7 @@ describe('deploy/Dockerfile', () => {
         // HEALTHCHECK CMD, as Docker would run it inside the container.
         const health = execForm(of(finalStage, 'HEALTHCHECK')[0]!);
         expect(health[0]).toBe('node');
-        const check = (p: number) => spawnSync(process.execPath, health.slice(1), { env: { ...process.env, PORT: String(p) }, encoding: 'utf8', timeout: 10_000 }).status;
+        const check = (p: number) => spawnSync(process.execPath, health.slice(1), { env: childEnv({ PORT: String(p) }), encoding: 'utf8', timeout: 10_000 }).status;
         expect(check(port)).toBe(0);
         proc.kill('SIGTERM');
         expect(await exited).toBe(0);

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { createKafka } from '../../packages/jobs/src/index.js';
 import { connect, type Frame, type TestClient } from '../harness/client.js';
 import { ROOT, TEST_SECRET, splitLines } from '../harness/edge.js';
+import { childEnv } from '../harness/env.js';
 import { waitFor } from '../harness/ports.js';
 
 const CLI = fileURLToPath(new URL('../../packages/cli/src/main.ts', import.meta.url));
@@ -47,7 +48,7 @@ export interface RunnerProcess {
 export async function startRunner(id: string, env: Record<string, string>, timeoutMs = 30_000): Promise<RunnerProcess> {
   const proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'runner'], {
     cwd: ROOT,
-    env: { ...process.env, ...FAST_RUNNER_ENV, RUNNER_ID: id, ...env },
+    env: childEnv(FAST_RUNNER_ENV, { RUNNER_ID: id }, env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
