@@ -57,7 +57,7 @@ export async function startRedis(): Promise<RedisServer> {
     },
     async restart(downMs = 0) {
       await server.kill();
-      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs)); // sleep-ok: the outage itself, which the caller sized
       await server.start();
     },
     async stop() {
@@ -76,6 +76,14 @@ export interface RedisCluster {
   readonly ports: number[];
   /** The port of the master serving a key's slot. */
   masterFor(key: string): number;
+  /** redis-cli against the cluster, following MOVED redirects (`-c`). */
+  cli(...args: string[]): string;
+  /**
+   * Kills every master (SIGKILL), keeps them down `downMs`, and starts them again on the same
+   * ports, empty; their nodes.conf keeps the slot map, so the same cluster comes back. Resolves
+   * once every node says cluster_state:ok.
+   */
+  restart(downMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -89,20 +97,26 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
     const dir = mkdtempSync(join(tmpdir(), 'sy-rcluster-'));
     dirs.push(dir);
     ports.push(port);
-    procs.push(launch(port, dir, ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000']));
   }
-  for (const port of ports) await waitFor(() => ping(port) || undefined, 10_000, `redis cluster node ${port}`);
+  const clusterArgs = (i: number) => ['--cluster-enabled', 'yes', '--cluster-config-file', join(dirs[i]!, 'nodes.conf'), '--cluster-node-timeout', '2000'];
+  const launchAll = async () => {
+    for (let i = 0; i < masters; i++) procs[i] = launch(ports[i]!, dirs[i]!, clusterArgs(i));
+    for (const port of ports) await waitFor(() => ping(port) || undefined, 10_000, `redis cluster node ${port}`);
+  };
+  const clusterOk = () =>
+    waitFor(
+      () =>
+        ports.every((p) => spawnSync(REDIS_CLI, ['-p', String(p), 'cluster', 'info'], { encoding: 'utf8' }).stdout.includes('cluster_state:ok')) || undefined,
+      20_000,
+      'cluster_state:ok on every node',
+    );
+  await launchAll();
   const create = spawnSync(REDIS_CLI, ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], {
     encoding: 'utf8',
     timeout: 30_000,
   });
   if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}\n${create.stderr}`);
-  await waitFor(
-    () =>
-      ports.every((p) => spawnSync(REDIS_CLI, ['-p', String(p), 'cluster', 'info'], { encoding: 'utf8' }).stdout.includes('cluster_state:ok')) || undefined,
-    20_000,
-    'cluster_state:ok on every node',
-  );
+  await clusterOk();
   return {
     nodes: ports.map((p) => `127.0.0.1:${p}`),
     ports,
@@ -116,6 +130,13 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
         if (Number.isInteger(start) && Number.isInteger(end) && slots[i + 2] === '127.0.0.1' && slot >= start && slot <= end) return Number(slots[i + 3]);
       }
       throw new Error(`no master for slot ${slot}`);
+    },
+    cli: (...args) => spawnSync(REDIS_CLI, ['-c', '-p', String(ports[0]), ...args], { encoding: 'utf8' }).stdout,
+    async restart(downMs = 0) {
+      await Promise.all(procs.map(kill));
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs)); // sleep-ok: the outage itself, which the caller sized
+      await launchAll();
+      await clusterOk();
     },
     async stop() {
       await Promise.all(procs.map(kill));
