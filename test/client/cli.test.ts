@@ -163,6 +163,7 @@ describe('switchyard submit', { timeout: 60_000 }, () => {
         "process.stdin.on('end', async () => {",
         "  for (const [p, stage] of [[0.25, 'align'], [0.75, 'call']]) {",
         "    console.log(JSON.stringify({ progress: p, stage, message: 'sample ' + (JSON.parse(input).sample_id ?? '?') }));",
+        // sleep-ok: a pipeline's own pace between progress lines, not a wait of the test
         '    await new Promise((r) => setTimeout(r, 100));',
         '  }',
         '});',

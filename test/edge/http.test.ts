@@ -41,7 +41,7 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs = 3000): Promise
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 25));
+    await new Promise((r) => setTimeout(r, 25)); // sleep-ok: poll interval of a bounded wait on the condition
   }
   return check();
 }

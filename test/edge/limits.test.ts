@@ -35,7 +35,7 @@ async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs = 5000
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return true;
-    await new Promise((r) => setTimeout(r, stepMs));
+    await new Promise((r) => setTimeout(r, stepMs)); // sleep-ok: poll interval of a bounded wait on the condition
   }
   return check();
 }
@@ -122,7 +122,7 @@ describe('frame size and rate limits', () => {
     // 2 per second sustained after a burst of 10: 8 frames now, then 3 spaced out.
     for (let i = 0; i < 8; i++) expect(await client.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
     for (let i = 0; i < 3; i++) {
-      await new Promise((r) => setTimeout(r, 500));
+      await new Promise((r) => setTimeout(r, 500)); // sleep-ok: paces the client under the rate limit, which is what is tested
       expect(await client.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
     }
     expect(client.ws.readyState).toBe(WebSocket.OPEN);
@@ -367,7 +367,7 @@ describe('keepalive: PING_INTERVAL_S=1, IDLE_TIMEOUT_S=3', () => {
       expect(silentClosed.code).toBe(1001);
       expect(silentPings).toBeGreaterThanOrEqual(1);
       // Give the sweep one more round beyond the idle timeout of the others.
-      await new Promise((r) => setTimeout(r, 1100));
+      await new Promise((r) => setTimeout(r, 1100)); // sleep-ok: one more idle sweep in which the ponging and chatty clients must not be closed
     } finally {
       clearInterval(chatter);
     }

@@ -186,7 +186,7 @@ export async function startKafka(options: KafkaOptions = {}): Promise<KafkaServe
     stopping ??= (async () => {
       if (proc.exitCode === null && proc.signalCode === null) {
         proc.kill('SIGKILL');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, STOP_TIMEOUT_MS).unref())]);
+        await Promise.race([exited, new Promise((r) => setTimeout(r, STOP_TIMEOUT_MS).unref())]); // sleep-ok: an upper bound raced against the exit, not a wait
       }
       rmSync(dir, { recursive: true, force: true });
     })();

@@ -40,7 +40,7 @@ export async function waitFor<T>(probe: () => Promise<T | undefined> | T | undef
     } catch (err) {
       lastErr = err;
     }
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 50)); // sleep-ok: poll interval of waitFor
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`);
 }
