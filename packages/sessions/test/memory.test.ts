@@ -1,11 +1,13 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { MemoryRegistry, MemorySessionStore, type SessionRecord, type WorkerInfo } from '../src/index.js';
+import { MemoryRegistry, MemorySessionStore, type SessionRecord, type WorkerInfo, type WorkerRegistry } from '../src/index.js';
 
+/** Through the interface the edge uses. */
+const registry = (): WorkerRegistry => new MemoryRegistry('solo');
 const info = (connections: number): WorkerInfo => ({ id: 'solo', connections, startedAt: 0, draining: false });
 
 describe('MemoryRegistry: connections counted per user', () => {
   it('admits up to the limit per user, refuses the next, and each user has a budget of their own', async () => {
-    const r = new MemoryRegistry('solo');
+    const r = registry();
     expect(await r.admitConnection('a1', 'alice', 2)).toBe(true);
     expect(await r.admitConnection('a2', 'alice', 2)).toBe(true);
     expect(await r.admitConnection('a3', 'alice', 2)).toBe(false);
@@ -18,7 +20,7 @@ describe('MemoryRegistry: connections counted per user', () => {
   });
 
   it('a removed connection frees its slot; removing it again, or an unknown one, changes nothing', async () => {
-    const r = new MemoryRegistry('solo');
+    const r = registry();
     await r.admitConnection('a1', 'alice', 2);
     await r.admitConnection('a2', 'alice', 2);
     r.removeConnection('a1', 'alice');
@@ -31,7 +33,7 @@ describe('MemoryRegistry: connections counted per user', () => {
   });
 
   it('forgets a user whose last connection is gone, and admits them again from zero', async () => {
-    const r = new MemoryRegistry('solo');
+    const r = registry();
     await r.admitConnection('a1', 'alice', 1);
     r.removeConnection('a1', 'alice');
     expect(await r.nodesOfUser('alice')).toEqual([]);
@@ -40,13 +42,13 @@ describe('MemoryRegistry: connections counted per user', () => {
   });
 
   it('a limit of 0 admits nobody', async () => {
-    const r = new MemoryRegistry('solo');
+    const r = registry();
     expect(await r.admitConnection('a1', 'alice', 0)).toBe(false);
     expect(await r.nodesOfUser('alice')).toEqual([]);
   });
 
   it('keeps exact counts over many connections of many users', async () => {
-    const r = new MemoryRegistry('solo');
+    const r = registry();
     for (let u = 0; u < 50; u++) for (let c = 0; c < 3; c++) expect(await r.admitConnection(`u${u}-c${c}`, `u${u}`, 3)).toBe(true);
     for (let u = 0; u < 50; u++) expect(await r.admitConnection(`u${u}-extra`, `u${u}`, 3)).toBe(false);
     for (let u = 0; u < 50; u += 2) r.removeConnection(`u${u}-c1`, `u${u}`);
@@ -54,7 +56,7 @@ describe('MemoryRegistry: connections counted per user', () => {
   });
 
   it('close forgets every connection', async () => {
-    const r = new MemoryRegistry('solo');
+    const r = registry();
     await r.admitConnection('a1', 'alice', 1);
     await r.close();
     expect(await r.locateConnection('a1')).toBeUndefined();
@@ -62,7 +64,7 @@ describe('MemoryRegistry: connections counted per user', () => {
   });
 
   it('is the whole cluster: itself alive, one worker, its own figures', async () => {
-    const r = new MemoryRegistry('solo');
+    const r = registry();
     expect(r.workers()).toEqual([]);
     await r.start(() => info(7));
     expect(r.totalWorkers()).toBe(1);
@@ -83,7 +85,7 @@ describe('MemoryRegistry: the per-user publish budget', () => {
 
   it('grants perS tokens within one second and refuses the rest; the next second starts afresh', async () => {
     vi.useFakeTimers({ now: new Date('2026-11-29T12:00:00.100Z') });
-    const r = new MemoryRegistry('solo');
+    const r = registry();
     const take = async (n: number, user = 'alice') => {
       const out: boolean[] = [];
       for (let i = 0; i < n; i++) out.push(await r.takeUserToken(user, 3));
@@ -98,7 +100,7 @@ describe('MemoryRegistry: the per-user publish budget', () => {
   });
 
   it('a budget of 0 refuses even the first', async () => {
-    const r = new MemoryRegistry('solo');
+    const r = registry();
     expect(await r.takeUserToken('alice', 0)).toBe(false);
   });
 });
