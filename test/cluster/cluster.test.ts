@@ -171,7 +171,7 @@ function clusterSuite(name: string, backend: () => Promise<Backend>) {
       expect([first.hello.type, second.hello.type]).toEqual(['auth_success', 'auth_success']);
       const refused = await connect(b!.url, token);
       expect(refused.hello).toMatchObject({ type: 'auth_error', error: 'too_many_connections' });
-      expect((await refused.client.closed).code).toBe(4009);
+      expect((await refused.client.closed)).toEqual({ code: 4009, reason: 'too_many_connections' });
       a!.kill('SIGKILL');
       await a!.exited;
       // Once the registry has dropped node a, its connections stop counting.

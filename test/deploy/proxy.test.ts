@@ -263,7 +263,7 @@ describe.each(['nginx', 'haproxy'] as const)('%s in front of three edges on one 
     drained.kill('SIGTERM');
     const notice = await client.next('reconnect', 5000);
     expect(notice).toMatchObject({ reason: 'draining', after_ms: expect.any(Number) });
-    expect((await withTimeout(client.closed, 5000, 'close after reconnect')).code).toBe(1012);
+    expect((await withTimeout(client.closed, 5000, 'close after reconnect'))).toEqual({ code: 1012, reason: 'draining' });
     live.delete(client);
     for (let i = 6; i <= 10; i++) await broadcast(other, channel, { i });
 

@@ -235,7 +235,8 @@ export async function expectAuthError(client: TestClient, code: string, closeCod
   expect(frame).toMatchObject({ type: 'auth_error', error: expect.any(String), code });
   expect((frame['error'] as string).length).toBeGreaterThan(0);
   const closed = await withTimeout(client.closed, 5000, 'close after auth_error');
-  expect(closed.code).toBe(closeCode);
+  // docs/protocol.md: the close after an auth_error carries its code as the reason.
+  expect(closed).toEqual({ code: closeCode, reason: code });
   expect(client.frames.map((f) => f.type)).toEqual(['auth_error']);
   return frame;
 }
@@ -274,7 +275,9 @@ export async function expectRefused(url: string, token: string, code: string | u
   const client = await authByFrame(url, token);
   const frame = await client.next((f) => f.type === 'auth_error' || f.type === 'auth_success');
   expect(frame).toMatchObject({ type: 'auth_error', error: expect.any(String), ...(code !== undefined && { code }) });
-  expect((await withTimeout(client.closed, 5000, 'close after auth_error')).code).toBe(4001);
+  const closed = await withTimeout(client.closed, 5000, 'close after auth_error');
+  expect(closed.code).toBe(4001);
+  expect(closed.reason).toBe(frame['code']);
   expect(client.frames.map((f) => f.type)).toEqual(['auth_error']);
   await expectUpgradeRefused(url, token, code, 'header');
   await expectUpgradeRefused(url, token, code, 'query');
