@@ -251,12 +251,13 @@ function clusterSuite(name: string, backend: () => Promise<Backend>) {
       client.close();
     });
 
-    it('reports degraded while Redis is down, turns not-ready past the grace, keeps local delivery working', async () => {
+    it('reports degraded while Redis is down, turns not-ready past the grace, answers a replay unavailable, keeps local delivery working', async () => {
       const [a] = await startNodes({ ...env, READY_REDIS_GRACE_MS: '500' }, ['a6']);
       started.push(a!);
       expect((await fetch(`${a!.http}/ready`)).status).toBe(200);
       const { client } = await connect(a!.url, await hsToken({ sub: 'd', channels: ['down:*'], publish: ['down:*'] }));
       await client.request({ type: 'subscribe', channel: 'down:1' });
+      expect(await client.request({ type: 'subscribe', channel: 'down:2' })).toMatchObject({ success: true });
       const killed = restartBackend(4000);
       await waitFor(async () => {
         const h = await health(a!);
@@ -268,12 +269,21 @@ function clusterSuite(name: string, backend: () => Promise<Backend>) {
         return res.status === 503 && body.reasons?.some((r) => r.includes('redis')) ? true : undefined;
       }, 10_000, '/ready 503 while Redis is away');
       expect((await health(a!)).not_ready).toEqual([expect.stringContaining('redis unreachable')]);
+      // A replay needs the store: asked for one, the node says it cannot (unavailable); the
+      // connection and its other subscriptions stay.
+      expect(await client.request({ type: 'subscribe', channel: 'down:2', since: 0 }, 15_000)).toMatchObject({
+        type: 'subscription_result',
+        channel: 'down:2',
+        success: false,
+        error: 'unavailable',
+      });
       const ack = await client.request({ type: 'publish', channel: 'down:1', event: 'local', data: { x: 1 } });
       expect(ack).toMatchObject({ type: 'ack', degraded: true });
       expect(await client.next((f) => f.type === 'event' && f['event'] === 'local')).toMatchObject({ channel: 'down:1', data: { x: 1 } });
       await killed;
       await waitFor(async () => ((await health(a!)).status === 'healthy' ? true : undefined), 15_000, 'healthy again');
       await waitFor(async () => ((await fetch(`${a!.http}/ready`)).status === 200 ? true : undefined), 5000, 'ready again');
+      expect(await client.request({ type: 'subscribe', channel: 'down:2', since: 0 }, 15_000)).toMatchObject({ channel: 'down:2', success: true });
       client.close();
     });
   });
