@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, freePortPair, waitFor } from './ports.js';
+import { freePortPair, startOnFreePort, waitFor } from './ports.js';
 
 const REDIS_SERVER = 'redis-server';
 const REDIS_CLI = 'redis-cli';
@@ -27,9 +27,25 @@ function launch(port: number, dir: string, extra: string[] = []): ChildProcess {
   const proc = spawn(
     REDIS_SERVER,
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no', '--loglevel', 'warning', ...extra],
-    { stdio: 'ignore' },
+    { stdio: ['ignore', 'ignore', 'pipe'] },
   );
+  // Kept to say why a start failed (e.g. "Address already in use", which startRedis retries).
+  let said = '';
+  proc.stderr!.on('data', (d: Buffer) => (said = (said + d.toString()).slice(-4000)));
+  Object.defineProperty(proc, 'said', { get: () => said });
   return proc;
+}
+
+/** Waits until the server on `port` answers, failing at once (with what it said) if it exited. */
+async function answering(proc: ChildProcess, port: number, what: string): Promise<void> {
+  const said = () => (proc as ChildProcess & { said?: string }).said ?? '';
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`${what} exited (${proc.exitCode ?? proc.signalCode}): ${said()}`);
+    if (ping(port)) return;
+    if (Date.now() > deadline) throw new Error(`${what} did not answer within 10 s: ${said()}`);
+    await new Promise((r) => setTimeout(r, 50)); // sleep-ok: poll interval of a bounded wait on the condition
+  }
 }
 
 async function kill(proc: ChildProcess | undefined): Promise<void> {
@@ -40,8 +56,12 @@ async function kill(proc: ChildProcess | undefined): Promise<void> {
 }
 
 /** A real redis-server on a free loopback port, no persistence, in a temp dir. */
-export async function startRedis(): Promise<RedisServer> {
-  const port = await freePort();
+export function startRedis(): Promise<RedisServer> {
+  // A free port can be taken before redis-server binds it: then start again on another.
+  return startOnFreePort(startRedisOn);
+}
+
+async function startRedisOn(port: number): Promise<RedisServer> {
   const dir = mkdtempSync(join(tmpdir(), 'sy-redis-'));
   let proc: ChildProcess | undefined;
   const server: RedisServer = {
@@ -49,7 +69,7 @@ export async function startRedis(): Promise<RedisServer> {
     url: `redis://127.0.0.1:${port}`,
     async start() {
       proc = launch(port, dir);
-      await waitFor(() => ping(port) || undefined, 10_000, `redis-server on ${port}`);
+      await answering(proc, port, `redis-server on ${port}`);
     },
     async kill() {
       await kill(proc);
@@ -66,7 +86,12 @@ export async function startRedis(): Promise<RedisServer> {
     },
     cli: (...args) => spawnSync(REDIS_CLI, ['-p', String(port), ...args], { encoding: 'utf8' }).stdout,
   };
-  await server.start();
+  try {
+    await server.start();
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
   return server;
 }
 
