@@ -59,7 +59,6 @@ describe('@switchyard/client against a real edge', () => {
     await client.unsubscribe('room:1');
     await broadcast(edge, 'room:1', { i: 5 });
     await client.ping(); // the server handled the broadcast before answering this
-    await sleep(100);
     expect(rec.seqs('room:1')).toEqual([1, 2, 3, 4]);
     expect(rec.errors).toEqual([]);
   });
@@ -103,7 +102,7 @@ describe('@switchyard/client against a real edge', () => {
     expect(failed.error).toMatchObject({ code: 'auth_failed', reason: 'bad_signature' });
     await expect(client.waitForConnection(1000)).rejects.toBeInstanceOf(AuthFailedError);
     // With a 10–20 ms backoff a retry loop would have made dozens of attempts by now.
-    await sleep(600);
+    await sleep(600); // sleep-ok: a window in which nothing may happen: a retry loop with a 10-20 ms backoff would have retried
     expect(asked).toBe(1);
     expect(rec.states.map((s) => s.status)).toEqual(['connecting', 'failed']);
     await expect(client.publish('x', 'e', 1)).rejects.toMatchObject({ code: 'closed' });
@@ -125,7 +124,7 @@ describe('@switchyard/client against a real edge', () => {
     await client.subscribe('r:1');
     // Past two lifetimes of the first token: without a refresh the server would have closed
     // 4001. Each refresh comes a quarter of the token's remaining lifetime (≥ 1 s) before exp.
-    await sleep(10_500);
+    await sleep(10_500); // sleep-ok: the window must span two lifetimes of the first token; what is asserted is that nothing closed it
     expect(reasons[0]).toBe('connect');
     expect(reasons.filter((r) => r === 'refresh').length).toBeGreaterThanOrEqual(2);
     expect(reasons.filter((r) => r === 'connect')).toHaveLength(1);

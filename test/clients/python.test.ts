@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hsToken, startEdge, type EdgeProcess } from '../harness/index.js';
+import { childEnv } from '../harness/env.js';
 import { DEBIAN_PYTHON } from '../harness/system.js';
 import { ChildClient, broadcast } from './child.js';
 
@@ -16,7 +17,7 @@ describe('Python websockets client', () => {
   const children: ChildClient[] = [];
 
   function python(args: string[]): ChildClient {
-    const child = new ChildClient(DEBIAN_PYTHON, [SCRIPT, ...args], { env: { ...process.env, PYTHONUNBUFFERED: '1' } });
+    const child = new ChildClient(DEBIAN_PYTHON, [SCRIPT, ...args], { env: childEnv({ PYTHONUNBUFFERED: '1' }) });
     children.push(child);
     return child;
   }

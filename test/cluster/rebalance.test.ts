@@ -84,7 +84,7 @@ describe('rebalancing after scale-out', () => {
           body: JSON.stringify({ channel: CHANNEL, data: i }),
         });
         if (res.status === 202) published = ((await res.json()) as { seq: number }).seq;
-        await new Promise((r) => setTimeout(r, 25));
+        await new Promise((r) => setTimeout(r, 25)); // sleep-ok: paces the publisher into a steady stream; nothing waits on it
       }
     })();
 

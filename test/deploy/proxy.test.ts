@@ -9,6 +9,7 @@ import { Agent } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hsToken, startEdge, TestClient, UpgradeRefused, type EdgeProcess, type Frame } from '../harness/index.js';
 import { waitFor } from '../harness/ports.js';
+import { waitForRecordedSeq } from '../harness/positions.js';
 import { httpGet, startProxy, type ProxyKind, type ProxyProcess } from '../harness/proxy.js';
 import { startRedis, type RedisServer } from '../harness/redis.js';
 
@@ -84,7 +85,7 @@ describe.each(['nginx', 'haproxy'] as const)('%s in front of three edges on one 
       } catch (err) {
         last = err;
       }
-      await sleep(200);
+      await sleep(200); // sleep-ok: a client's back-off between reconnect attempts, not a wait for a condition
     }
     throw new Error(`no node took session ${sid} through ${kind}: ${String(last instanceof Error ? last.message : JSON.stringify(last))}`);
   }
@@ -200,8 +201,8 @@ describe.each(['nginx', 'haproxy'] as const)('%s in front of three edges on one 
     expect(await client.request({ type: 'subscribe', channel })).toMatchObject({ success: true, seq: 0 });
     for (let i = 1; i <= 5; i++) await broadcast(other, channel, { i });
     expect(seqs(await takeEvents(client, channel, 5))).toEqual(range(1, 5));
-    // Let the node record how far the session got (positions are batched every 100 ms).
-    await sleep(400);
+    // The node records how far the session got in batches: see that batch land before killing it.
+    expect(await waitForRecordedSeq(redis, victimId, channel, 5)).toBe(5);
 
     victim.kill('SIGKILL');
     killed = victimId;
@@ -215,9 +216,10 @@ describe.each(['nginx', 'haproxy'] as const)('%s in front of three edges on one 
     expect(await back.client.next('subscription_result')).toMatchObject({ channel, success: true, recovered: true });
     expect(seqs(await takeEvents(back.client, channel, 5))).toEqual(range(6, 10));
     await broadcast(other, channel, { i: 11 });
-    expect(seqs(await takeEvents(back.client, channel, 1))).toEqual([11]);
-    await sleep(300);
-    expect(seqs(back.client.frames.filter((f) => f.type === 'event'))).toEqual(range(6, 11));
+    // Event 12 is a barrier through the same path: a duplicate or stray replay would be before it.
+    await broadcast(other, channel, { i: 12 });
+    expect(seqs(await takeEvents(back.client, channel, 2))).toEqual([11, 12]);
+    expect(seqs(back.client.frames.filter((f) => f.type === 'event'))).toEqual(range(6, 12));
     await close(back.client);
 
     if (kind === 'haproxy') {
@@ -256,12 +258,12 @@ describe.each(['nginx', 'haproxy'] as const)('%s in front of three edges on one 
     expect(await client.request({ type: 'subscribe', channel })).toMatchObject({ success: true, seq: 0 });
     for (let i = 1; i <= 5; i++) await broadcast(other, channel, { i });
     expect(seqs(await takeEvents(client, channel, 5))).toEqual(range(1, 5));
-    await sleep(400);
+    expect(await waitForRecordedSeq(redis, drainId, channel, 5)).toBe(5);
 
     drained.kill('SIGTERM');
     const notice = await client.next('reconnect', 5000);
     expect(notice).toMatchObject({ reason: 'draining', after_ms: expect.any(Number) });
-    expect((await withTimeout(client.closed, 5000, 'close after reconnect')).code).toBe(1012);
+    expect((await withTimeout(client.closed, 5000, 'close after reconnect'))).toEqual({ code: 1012, reason: 'draining' });
     live.delete(client);
     for (let i = 6; i <= 10; i++) await broadcast(other, channel, { i });
 
@@ -270,15 +272,16 @@ describe.each(['nginx', 'haproxy'] as const)('%s in front of three edges on one 
       const down = new RegExp(`switchyard_edges/${drainId} is DOWN, reason: Layer7 wrong status, code: 503`);
       await waitFor(() => (proxy.lines.some((l) => down.test(l)) ? true : undefined), 10_000, `HAProxy log: ${down.source}`);
     }
-    await sleep(notice['after_ms'] as number);
+    await sleep(notice['after_ms'] as number); // sleep-ok: the contract's reconnect after_ms, honoured as a client would
     const back = await reconnect(session!.token, session!.sid);
     expect(back.hello).toMatchObject({ type: 'auth_success', resumed: true, session_id: session!.sid, node_id: otherId });
     expect(await back.client.next('subscription_result')).toMatchObject({ channel, success: true, recovered: true });
     expect(seqs(await takeEvents(back.client, channel, 5))).toEqual(range(6, 10));
     await broadcast(other, channel, { i: 11 });
-    expect(seqs(await takeEvents(back.client, channel, 1))).toEqual([11]);
-    await sleep(300);
-    expect(seqs(back.client.frames.filter((f) => f.type === 'event'))).toEqual(range(6, 11));
+    // Event 12 is a barrier through the same path: a duplicate or stray replay would be before it.
+    await broadcast(other, channel, { i: 12 });
+    expect(seqs(await takeEvents(back.client, channel, 2))).toEqual([11, 12]);
+    expect(seqs(back.client.frames.filter((f) => f.type === 'event'))).toEqual(range(6, 12));
     await close(back.client);
     expect(await withTimeout(drained.exited, 10_000, 'the drained node to exit')).toMatchObject({ code: 0 });
   });

@@ -220,7 +220,7 @@ describe('HS256 (JWT_SECRET): both paths and every refusal', () => {
         held[0] = next.client;
         break;
       }
-      await sleep(50); // the server may not have processed the close yet
+      await sleep(50); // sleep-ok: back-off between bounded attempts at the asserted condition (a freed slot admits again)
     }
     expect(again).toMatchObject({ type: 'auth_success', user_id: sub });
     for (const c of held) c.close();
@@ -291,7 +291,7 @@ describe('token expiry while connected', () => {
       });
 
       // Well past the first token's exp: still open, still answering.
-      await sleep(first.exp * 1000 - Date.now() + 1200);
+      await sleep(first.exp * 1000 - Date.now() + 1200); // sleep-ok: a window past the first token's exp in which auth_expired must not come
       expect(await client.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
       expect(client.frames.some((f) => f.type === 'auth_expired')).toBe(false);
 
@@ -308,7 +308,7 @@ describe('token expiry while connected', () => {
       expect(hello).toMatchObject({ type: 'auth_success', user_id: sub });
       const again = await client.request({ type: 'auth', token: await hsToken({ sub, expiresIn: 300 }) });
       expect(again).toMatchObject({ type: 'auth_success', connection_id: hello['connection_id'] });
-      await sleep(first.exp * 1000 - Date.now() + 1200);
+      await sleep(first.exp * 1000 - Date.now() + 1200); // sleep-ok: a window past the first token's exp in which auth_expired must not come
       expect(await client.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
       expect(client.frames.some((f) => f.type === 'auth_expired')).toBe(false);
       client.close();
@@ -362,7 +362,7 @@ describe('AUTH_TIMEOUT_MS', () => {
   it('a connection that authenticated in time is not closed by the timer', async () => {
     const { client, hello } = await connect(edge.url, await hsToken({ sub: uniqueSub() }));
     expect(hello).toMatchObject({ type: 'auth_success' });
-    await sleep(1600);
+    await sleep(1600); // sleep-ok: a window past AUTH_TIMEOUT_MS in which the timer must not close the connection
     expect(await client.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
     expect(client.frames.map((f) => f.type)).toEqual(['auth_success', 'pong']);
     client.close();
@@ -372,7 +372,7 @@ describe('AUTH_TIMEOUT_MS', () => {
     const client = new TestClient(edge.url, { headers: { authorization: `Bearer ${await hsToken({ sub: uniqueSub() })}` } });
     await client.opened;
     expect(await client.next()).toMatchObject({ type: 'auth_success' });
-    await sleep(1600);
+    await sleep(1600); // sleep-ok: a window past AUTH_TIMEOUT_MS in which the timer must not close the connection
     expect(await client.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
     client.close();
   });

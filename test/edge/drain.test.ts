@@ -71,7 +71,7 @@ describe('drain on SIGTERM', () => {
 
     for (const client of [a, b, c, pending]) {
       const closed = await within(client.closed, 3000, 'close');
-      expect(closed.code).toBe(1012);
+      expect(closed).toEqual({ code: 1012, reason: 'draining' });
       const last = client.frames[client.frames.length - 1];
       expect(last, 'reconnect is the last frame before the close').toBeDefined();
       expectReconnect(last!);
@@ -85,7 +85,7 @@ describe('drain on SIGTERM', () => {
     // What was sent to the paused client is there once it reads again.
     pausedSocket.resume();
     const pausedClosed = await within(paused.closed, 3000, 'paused close');
-    expect(pausedClosed.code).toBe(1012);
+    expect(pausedClosed).toEqual({ code: 1012, reason: 'draining' });
     expectReconnect(paused.frames[paused.frames.length - 1]!);
   });
 });

@@ -28,6 +28,15 @@ async function call(edge: EdgeProcess, method: string, path: string, options: { 
   return { status: res.status, headers: res.headers, text, json: () => JSON.parse(text) as Record<string, unknown> };
 }
 
+/** An error answer: its status, and the body docs/protocol.md gives errors, `{"error":"<human text>","code":"<stable code>"}`. */
+function expectErrorBody(res: Reply, status: number, code: string, what = ''): void {
+  expect(res.status, what).toBe(status);
+  expect(res.headers.get('content-type'), what).toMatch(/application\/json/);
+  const body = res.json();
+  expect(body, what).toMatchObject({ code, error: expect.any(String) });
+  expect((body['error'] as string).length, what).toBeGreaterThan(0);
+}
+
 function expectWsHeaders(headers: Headers | IncomingHttpHeaders, localConnections?: number): void {
   const get = (name: string) => (headers instanceof Headers ? headers.get(name) : (headers[name] as string | undefined));
   expect(get('x-websocket-worker-id')).toBe(WORKER_ID);
@@ -41,7 +50,7 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs = 3000): Promise
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 25));
+    await new Promise((r) => setTimeout(r, 25)); // sleep-ok: poll interval of a bounded wait on the condition
   }
   return check();
 }
@@ -191,11 +200,11 @@ describe('HTTP endpoints', () => {
 
     it('401 without a bearer or with a wrong one', async () => {
       const none = await call(edge, 'POST', '/broadcast', { body: { channel: 'bc', data: 1 } });
-      expect(none.status).toBe(401);
+      expectErrorBody(none, 401, 'unauthenticated');
       expectWsHeaders(none.headers);
-      expect(none.json()).toMatchObject({ error: expect.any(String) });
       const wrong = await call(edge, 'POST', '/broadcast', { bearer: 'nope', body: { channel: 'bc', data: 1 } });
-      expect(wrong.status).toBe(401);
+      // Neither the key nor a JWT: the token's own auth reason.
+      expectErrorBody(wrong, 401, 'token_malformed');
       expectWsHeaders(wrong.headers);
     });
 
@@ -211,26 +220,23 @@ describe('HTTP endpoints', () => {
     });
 
     it('400 for a bad body or a bad channel', async () => {
-      const bad: (string | object)[] = [
-        'not json',
-        '[1,2]',
-        '"str"',
-        '',
-        { data: 1 },
-        { channel: 'bad channel', data: 1 },
-        { channel: 'a'.repeat(201), data: 1 },
-        { channel: 42, data: 1 },
-        { channel: 'ok', event: 5, data: 1 },
-        { channel: 'ok', event: '', data: 1 },
+      const bad: [string | object, string][] = [
+        ['not json', 'bad_json'],
+        ['[1,2]', 'bad_frame'],
+        ['"str"', 'bad_frame'],
+        ['', 'bad_json'],
+        [{ data: 1 }, 'bad_channel'],
+        [{ channel: 'bad channel', data: 1 }, 'bad_channel'],
+        [{ channel: 'a'.repeat(201), data: 1 }, 'bad_channel'],
+        [{ channel: 42, data: 1 }, 'bad_channel'],
+        [{ channel: 'ok', event: 5, data: 1 }, 'bad_frame'],
+        [{ channel: 'ok', event: '', data: 1 }, 'bad_frame'],
       ];
-      for (const body of bad) {
+      for (const [body, code] of bad) {
         const res = await call(edge, 'POST', '/broadcast', { bearer: BROADCAST_KEY, body });
-        expect(res.status, JSON.stringify(body)).toBe(400);
+        expectErrorBody(res, 400, code, JSON.stringify(body));
         expectWsHeaders(res.headers);
-        expect(res.json()).toMatchObject({ error: expect.any(String) });
       }
-      const badChannel = await call(edge, 'POST', '/broadcast', { bearer: BROADCAST_KEY, body: { channel: 'x y', data: 1 } });
-      expect(badChannel.json()).toMatchObject({ code: 'bad_channel' });
       // None of them published anything.
       const res = await call(edge, 'POST', '/broadcast', { bearer: BROADCAST_KEY, body: { channel: 'ok', data: 1 } });
       expect(res.json()).toEqual({ channel: 'ok', seq: 1 });
@@ -238,7 +244,7 @@ describe('HTTP endpoints', () => {
 
     it('413 with the headers for a body over the limit', async () => {
       const res = await call(edge, 'POST', '/broadcast', { bearer: BROADCAST_KEY, body: { channel: 'big', data: 'x'.repeat(200_000) } });
-      expect(res.status).toBe(413);
+      expectErrorBody(res, 413, 'too_large');
       expectWsHeaders(res.headers);
       // The server is fine afterwards.
       expect((await call(edge, 'POST', '/broadcast', { bearer: BROADCAST_KEY, body: { channel: 'big', data: 1 } })).json()).toEqual({ channel: 'big', seq: 1 });
@@ -246,7 +252,8 @@ describe('HTTP endpoints', () => {
 
     it('400 for a POST with no body at all', async () => {
       const res = await fetch(`${edge.http}/broadcast`, { method: 'POST', headers: { authorization: `Bearer ${BROADCAST_KEY}` } });
-      expect(res.status).toBe(400);
+      const text = await res.text();
+      expectErrorBody({ status: res.status, headers: res.headers, text, json: () => JSON.parse(text) as Record<string, unknown> }, 400, 'bad_json');
       expectWsHeaders(res.headers);
     });
   });
@@ -254,11 +261,11 @@ describe('HTTP endpoints', () => {
   describe('POST /auth/token with ADMIN_API_KEY', () => {
     it('401 without the admin key or with a wrong one', async () => {
       const none = await call(edge, 'POST', '/auth/token', { body: { user_id: 'u' } });
-      expect(none.status).toBe(401);
+      expectErrorBody(none, 401, 'unauthenticated');
       expectWsHeaders(none.headers);
-      expect((await call(edge, 'POST', '/auth/token', { bearer: 'wrong', body: { user_id: 'u' } })).status).toBe(401);
+      expectErrorBody(await call(edge, 'POST', '/auth/token', { bearer: 'wrong', body: { user_id: 'u' } }), 401, 'unauthenticated');
       // The broadcast key is not the admin key.
-      expect((await call(edge, 'POST', '/auth/token', { bearer: BROADCAST_KEY, body: { user_id: 'u' } })).status).toBe(401);
+      expectErrorBody(await call(edge, 'POST', '/auth/token', { bearer: BROADCAST_KEY, body: { user_id: 'u' } }), 401, 'unauthenticated');
     });
 
     it('200 {token, expires_at} with it; the token authenticates and carries its claims', async () => {
@@ -291,7 +298,6 @@ describe('HTTP endpoints', () => {
 
     it('400 for a bad body', async () => {
       const bad: (string | object)[] = [
-        'not json',
         '[]',
         {},
         { user_id: '' },
@@ -303,9 +309,10 @@ describe('HTTP endpoints', () => {
         { user_id: 'u', ttl_s: 'long' },
         { user_id: 'u', ttl_s: 1.5 },
       ];
+      expectErrorBody(await call(edge, 'POST', '/auth/token', { bearer: ADMIN_KEY, body: 'not json' }), 400, 'bad_json');
       for (const body of bad) {
         const res = await call(edge, 'POST', '/auth/token', { bearer: ADMIN_KEY, body });
-        expect(res.status, JSON.stringify(body)).toBe(400);
+        expectErrorBody(res, 400, 'bad_frame', JSON.stringify(body));
         expectWsHeaders(res.headers);
       }
     });
@@ -321,7 +328,7 @@ describe('HTTP endpoints', () => {
         ['PUT', '/auth/token'],
       ] as const) {
         const res = await call(edge, method, path);
-        expect(res.status, `${method} ${path}`).toBe(404);
+        expectErrorBody(res, 404, 'not_found', `${method} ${path}`);
         expectWsHeaders(res.headers);
       }
     });
@@ -376,7 +383,7 @@ describe('POST /auth/token without ADMIN_API_KEY or DEV_TOKENS', () => {
   it('is always 401, whatever bearer is presented', async () => {
     for (const bearer of [undefined, '', 'anything', 'undefined']) {
       const res = await call(edge, 'POST', '/auth/token', { ...(bearer !== undefined && { bearer }), body: { user_id: 'u' } });
-      expect(res.status, String(bearer)).toBe(401);
+      expectErrorBody(res, 401, 'unauthenticated', String(bearer));
       expectWsHeaders(res.headers);
     }
   });

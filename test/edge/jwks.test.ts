@@ -12,7 +12,6 @@ import {
   publicJwk,
   rsaKeys,
   signToken,
-  sleep,
   startEdge,
   startJwksServer,
   uniqueSub,
@@ -23,6 +22,7 @@ import {
   type JwksServer,
   type KeyPair,
 } from '../harness/index.js';
+import { waitFor } from '../harness/ports.js';
 
 describe('JWKS_URL: key set fetched, cached, refetched on an unknown kid (JWKS_COOLDOWN_MS=0)', () => {
   let jwks: JwksServer;
@@ -82,8 +82,8 @@ describe('JWKS_URL: key set fetched, cached, refetched on an unknown kid (JWKS_C
     expect(jwks.fetches).toBe(before);
   });
 
-  it('a token with no kid, signed by a key not in the set, is refused', async () => {
-    await expectRefused(edge.url, await rs(foreign, undefined), undefined);
+  it('a token with no kid, signed by a key not in the set, is refused (bad_signature: the one key in the set does not verify it)', async () => {
+    await expectRefused(edge.url, await rs(foreign, undefined), 'bad_signature');
   });
 
   it('HS256 is refused under JWKS (bad_algorithm): with the test secret, and with the kid1 PEM as secret', async () => {
@@ -123,8 +123,8 @@ describe('JWKS_URL: key set fetched, cached, refetched on an unknown kid (JWKS_C
     await expectRefused(edge.url, await rs(k1, 'kid1'), 'unknown_key');
   });
 
-  it('a kid3 header on an RS256 token (the key is EC) is refused', async () => {
-    await expectRefused(edge.url, await signToken(k2.privateKey, { alg: 'RS256', kid: 'kid3', sub: uniqueSub() }), undefined);
+  it('a kid3 header on an RS256 token (the key is EC) is refused (unknown_key: no RS256 key has that kid)', async () => {
+    await expectRefused(edge.url, await signToken(k2.privateKey, { alg: 'RS256', kid: 'kid3', sub: uniqueSub() }), 'unknown_key');
   });
 
   it('an authenticated connection is undisturbed by all the refusals, and the node keeps serving', async () => {
@@ -165,25 +165,55 @@ describe('JWKS_URL with the default cooldown', () => {
     expect(jwks.fetches).toBe(1);
   });
 
-  it('a burst of unknown kids does not refetch the set once per token', async () => {
+  it('a new kid is fetched and accepted once the cooldown has passed (tokens before that are refused unknown_key)', async () => {
+    jwks.setKeys([await publicJwk(k1, 'ed1', 'EdDSA'), await publicJwk(k2, 'ed2', 'EdDSA')]);
     const before = jwks.fetches;
-    const started = Date.now();
+    const sub = uniqueSub();
+    const token = await signToken(k2.privateKey, { alg: 'EdDSA', kid: 'ed2', sub });
+    // Within the cooldown the node may not refetch, so it refuses; it must accept within a few
+    // cooldowns (each attempt closes its connection before the next).
+    const hello = await waitFor(async () => {
+      const client = await authByFrame(edge.url, token);
+      const frame = await client.next((f) => f.type === 'auth_success' || f.type === 'auth_error');
+      client.close();
+      await withTimeout(client.closed, 5000, 'close');
+      if (frame.type === 'auth_error') expect(frame).toMatchObject({ code: 'unknown_key' });
+      return frame.type === 'auth_success' ? frame : undefined;
+    }, 10_000, 'ed2 accepted after the cooldown');
+    expect(hello).toMatchObject({ user_id: sub });
+    expect(jwks.fetches).toBeGreaterThan(before);
+  });
+});
+
+describe('JWKS_URL with a cooldown longer than the test (JWKS_COOLDOWN_MS=60000)', () => {
+  let jwks: JwksServer;
+  let edge: EdgeProcess;
+  let k1: KeyPair;
+  let foreign: KeyPair;
+
+  beforeAll(async () => {
+    k1 = edKeys();
+    foreign = edKeys();
+    jwks = await startJwksServer([await publicJwk(k1, 'ed1', 'EdDSA')]);
+    edge = await startEdge({ JWT_SECRET: undefined, JWKS_URL: jwks.url, JWKS_COOLDOWN_MS: '60000' });
+  });
+  afterAll(async () => {
+    await edge.stop();
+    await jwks.close();
+  });
+
+  it('a burst of unknown kids after the first fetch refetches the set at most once, however slow the machine', async () => {
+    const sub = uniqueSub();
+    await expectAccepted(edge.url, await signToken(k1.privateKey, { alg: 'EdDSA', kid: 'ed1', sub }), sub);
+    const before = jwks.fetches;
+    expect(before).toBeGreaterThan(0);
     for (let i = 0; i < 6; i++) {
       const client = await authByFrame(edge.url, await signToken(foreign.privateKey, { alg: 'EdDSA', kid: `nope-${i}`, sub: uniqueSub() }));
       await expectAuthError(client, 'unknown_key');
     }
-    // At most one refetch per cooldown (1 s) that the burst spans; without a cooldown it would be 6.
-    const cooldowns = Math.ceil((Date.now() - started) / 1000);
-    expect(jwks.fetches - before).toBeLessThanOrEqual(cooldowns + 1);
-  });
-
-  it('after the cooldown a new kid is fetched and accepted', async () => {
-    jwks.setKeys([await publicJwk(k1, 'ed1', 'EdDSA'), await publicJwk(k2, 'ed2', 'EdDSA')]);
-    await sleep(1200);
-    const sub = uniqueSub();
-    const client = await authByFrame(edge.url, await signToken(k2.privateKey, { alg: 'EdDSA', kid: 'ed2', sub }));
-    expect(await client.next()).toMatchObject({ type: 'auth_success', user_id: sub });
-    client.close();
+    // The count, not the clock: one cooldown spans the whole burst, so without a working
+    // cooldown this would be 6.
+    expect(jwks.fetches - before).toBeLessThanOrEqual(1);
   });
 });
 
@@ -206,7 +236,7 @@ describe('JWKS_URL when the key set is slow or failing', () => {
     jwks.setStatus(500);
     const client = await authByFrame(edge.url, await signToken(k1.privateKey, { alg: 'RS256', kid: 'kid1', sub: uniqueSub() }));
     const frame = await client.next((f) => f.type === 'auth_error' || f.type === 'auth_success');
-    expect(frame).toMatchObject({ type: 'auth_error', error: expect.any(String), code: expect.any(String) });
+    expect(frame).toMatchObject({ type: 'auth_error', error: expect.any(String), code: 'key_unavailable' });
     expect((await withTimeout(client.closed, 5000, 'close')).code).toBe(4001);
     expect(client.frames.map((f) => f.type)).toEqual(['auth_error']);
     expect(jwks.fetches).toBeGreaterThan(0);
@@ -221,10 +251,15 @@ describe('JWKS_URL when the key set is slow or failing', () => {
     jwks.setStatus(200);
     jwks.setDelay(3000);
     const client = await authByFrame(edge.url, await signToken(k1.privateKey, { alg: 'RS256', kid: 'kid1', sub: uniqueSub() }));
+    const linesBefore = edge.lines.length;
     await expectAuthError(client, 'auth_timeout');
-    // Let the slow fetch finish: nothing more may reach (or be attempted on) the closed socket.
-    await sleep(2500);
-    expect(client.frames.map((f) => f.type)).toEqual(['auth_error']);
+    // The slow fetch then completes on the node, for a socket that is gone: the node must take
+    // that in its stride (no crash, nothing logged as an error), and keep serving.
+    await waitFor(() => (jwks.fetches > 0 && jwks.answered === jwks.fetches) || undefined, 10_000, 'the slow key set answer sent');
+    await expectServing(edge.url, await signToken(k1.privateKey, { alg: 'RS256', kid: 'kid1', sub: uniqueSub() }));
+    expect(edge.proc.exitCode).toBeNull();
+    const errors = edge.lines.slice(linesBefore).filter((l) => /"level":(50|60)/.test(l));
+    expect(errors).toEqual([]);
   });
 
   it('once the set is back the node serves again', async () => {

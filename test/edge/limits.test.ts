@@ -35,7 +35,7 @@ async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs = 5000
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return true;
-    await new Promise((r) => setTimeout(r, stepMs));
+    await new Promise((r) => setTimeout(r, stepMs)); // sleep-ok: poll interval of a bounded wait on the condition
   }
   return check();
 }
@@ -85,7 +85,7 @@ describe('frame size and rate limits', () => {
     const frame = { type: 'publish', channel: 'big', event: 'e', data: 'x'.repeat(1100) };
     client.send(frame);
     expect(await client.next('error')).toMatchObject({ type: 'error', code: 'too_large', error: expect.any(String) });
-    expect((await client.closed).code).toBe(1009);
+    expect((await client.closed)).toEqual({ code: 1009, reason: 'too_large' });
     await bystanderStillServed();
   });
 
@@ -93,7 +93,7 @@ describe('frame size and rate limits', () => {
     const client = await open();
     client.ws.send(Buffer.alloc(2048, 1), { binary: true });
     expect(await client.next('error')).toMatchObject({ type: 'error', code: 'too_large' });
-    expect((await client.closed).code).toBe(1009);
+    expect((await client.closed)).toEqual({ code: 1009, reason: 'too_large' });
   });
 
   it('a much larger frame (512 KiB) gets too_large and 1009 too', async () => {
@@ -101,7 +101,7 @@ describe('frame size and rate limits', () => {
     const client = await open();
     client.send({ type: 'publish', channel: 'big', event: 'e', data: 'y'.repeat(512 * 1024) });
     expect(await client.next('error')).toMatchObject({ type: 'error', code: 'too_large' });
-    expect((await within(client.closed, 5000, 'close')).code).toBe(1009);
+    expect((await within(client.closed, 5000, 'close'))).toEqual({ code: 1009, reason: 'too_large' });
     await bystanderStillServed();
   });
 
@@ -109,7 +109,7 @@ describe('frame size and rate limits', () => {
     const client = await open();
     for (let i = 0; i < 30; i++) client.send({ type: 'ping', ref: i });
     expect(await client.next('error')).toMatchObject({ type: 'error', code: 'rate_limited' });
-    expect((await client.closed).code).toBe(4008);
+    expect((await client.closed)).toEqual({ code: 4008, reason: 'rate_limited' });
     const pongs = client.frames.filter((f) => f.type === 'pong').length;
     // The auth frame took one token of the burst of 10; a little refill is possible.
     expect(pongs).toBeGreaterThanOrEqual(8);
@@ -122,7 +122,7 @@ describe('frame size and rate limits', () => {
     // 2 per second sustained after a burst of 10: 8 frames now, then 3 spaced out.
     for (let i = 0; i < 8; i++) expect(await client.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
     for (let i = 0; i < 3; i++) {
-      await new Promise((r) => setTimeout(r, 500));
+      await new Promise((r) => setTimeout(r, 500)); // sleep-ok: paces the client under the rate limit, which is what is tested
       expect(await client.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
     }
     expect(client.ws.readyState).toBe(WebSocket.OPEN);
@@ -151,13 +151,13 @@ describe('MAX_CONNECTIONS_PER_USER', () => {
     const a3 = await connect(edge.url, token);
     clients.push(a3.client);
     expect(a3.hello).toMatchObject({ type: 'auth_error', error: 'too_many_connections' });
-    expect((await a3.client.closed).code).toBe(4009);
+    expect((await a3.client.closed)).toEqual({ code: 4009, reason: 'too_many_connections' });
 
     // At upgrade (query token) the same: the socket opens, auth_error comes first, then 4009.
     const a4 = new TestClient(`${edge.url}?token=${token}`);
     clients.push(a4);
     expect(await a4.next()).toMatchObject({ type: 'auth_error', error: 'too_many_connections' });
-    expect((await a4.closed).code).toBe(4009);
+    expect((await a4.closed)).toEqual({ code: 4009, reason: 'too_many_connections' });
 
     // The first two are untouched, another user is unaffected.
     expect(await a1.client.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
@@ -305,7 +305,7 @@ describe('slow consumers', () => {
 
     rawSocket.resume();
     const closed = await within(slow.closed, 10_000, 'slow client close');
-    expect(closed.code).toBe(4010);
+    expect(closed).toEqual({ code: 4010, reason: 'slow_consumer' });
     // What the slow client did get before the close (what was buffered for it) was in order and without gaps.
     const slowSeqs = slow.frames.filter((f) => f.type === 'event').map((f) => f['seq'] as number);
     expect(slowSeqs).toEqual(Array.from({ length: slowSeqs.length }, (_, i) => i + 1));
@@ -364,10 +364,10 @@ describe('keepalive: PING_INTERVAL_S=1, IDLE_TIMEOUT_S=3', () => {
     const chatter = setInterval(() => chatty.send({ type: 'ping' }), 400);
     try {
       const silentClosed = await within(silent.closed, 8000, 'idle close');
-      expect(silentClosed.code).toBe(1001);
+      expect(silentClosed).toEqual({ code: 1001, reason: 'idle_timeout' });
       expect(silentPings).toBeGreaterThanOrEqual(1);
       // Give the sweep one more round beyond the idle timeout of the others.
-      await new Promise((r) => setTimeout(r, 1100));
+      await new Promise((r) => setTimeout(r, 1100)); // sleep-ok: one more idle sweep in which the ponging and chatty clients must not be closed
     } finally {
       clearInterval(chatter);
     }

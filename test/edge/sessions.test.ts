@@ -72,7 +72,7 @@ describe('sessions on one node', () => {
     const { client: first, hello } = await connect(edge.url, token);
     const { client: second, hello: h2 } = await connect(edge.url, token, { session_id: hello['session_id'] });
     expect(h2['resumed']).toBe(true);
-    expect((await first.closed).code).toBe(4011);
+    expect((await first.closed)).toEqual({ code: 4011, reason: 'session_resumed_elsewhere' });
     second.close();
   });
 });

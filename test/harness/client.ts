@@ -77,6 +77,15 @@ export class TestClient {
     return this.next((f) => f['ref'] === ref, timeoutMs);
   }
 
+  /**
+   * A ping answered by its pong: every frame the server queued for this connection before it
+   * read the ping has arrived once this resolves (one connection's frames keep their order).
+   */
+  async barrier(timeoutMs = 10_000): Promise<void> {
+    const pong = await this.request({ type: 'ping' }, timeoutMs);
+    if (pong.type !== 'pong') throw new Error(`ping answered with ${JSON.stringify(pong)}`);
+  }
+
   unread(): Frame[] {
     return [...this.#unread];
   }

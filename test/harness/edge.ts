@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { childEnv } from './env.js';
+import { freePort, isAddressInUse } from './ports.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = fileURLToPath(new URL('../../packages/cli/src/main.ts', import.meta.url));
@@ -32,18 +34,27 @@ export interface StartOptions {
 
 /**
  * Starts a real edge as its own process on a free port (PORT=0; the port is read back from
- * the "edge listening" log line). Env defaults suit tests; anything passed wins.
+ * the "edge listening" log line). Env defaults suit tests; anything passed wins; nothing else
+ * from this process's environment reaches it beyond the allow-list of ./env.ts.
  */
 export async function startEdge(env: Record<string, string | undefined> = {}, options: StartOptions = {}): Promise<EdgeProcess> {
-  const fullEnv: NodeJS.ProcessEnv = {
-    ...process.env,
-    PORT: '0',
-    HOST: '127.0.0.1',
-    JWT_SECRET: TEST_SECRET,
-    LOG_LEVEL: 'info',
-    ...env,
-  };
-  for (const [k, v] of Object.entries(env)) if (v === undefined) delete fullEnv[k];
+  // Only the allow-listed environment and the test's own settings: a REDIS_URL in the shell
+  // must not turn a single-node test into a shared-Redis one.
+  const fullEnv = childEnv({ PORT: '0', HOST: '127.0.0.1', JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'info' }, env);
+  // PORT=0 cannot collide. A test that named a port (one freePort() picked a moment ago) can lose
+  // it to another process before the edge binds it: start again on a fresh one, up to 5 times.
+  const portNamed = fullEnv['PORT'] !== '0';
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launchEdge(fullEnv, options);
+    } catch (err) {
+      if (!portNamed || attempt >= 5 || !isAddressInUse(String(err))) throw err;
+      fullEnv['PORT'] = String(await freePort());
+    }
+  }
+}
+
+async function launchEdge(fullEnv: NodeJS.ProcessEnv, options: StartOptions): Promise<EdgeProcess> {
   const proc = spawn(process.execPath, ['--import', 'tsx', CLI, options.command ?? 'edge', ...(options.args ?? [])], {
     cwd: ROOT,
     env: fullEnv,
@@ -94,8 +105,7 @@ export async function startEdge(env: Record<string, string | undefined> = {}, op
  * Runs the CLI to completion (for commands that exit, or to watch start-up fail).
  */
 export function runCli(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 15_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const fullEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
-  for (const [k, v] of Object.entries(env)) if (v === undefined) delete fullEnv[k];
+  const fullEnv = childEnv(env);
   return new Promise((resolve, reject) => {
     const proc = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

@@ -5,3 +5,4 @@ export type { Frame, Closed } from './client.js';
 export { hsToken } from './tokens.js';
 export type { TokenOptions } from './tokens.js';
 export * from './keys.js';
+export { childEnv, INHERITED_ENV } from './env.js';

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './edge.js';
-import { freePort } from './ports.js';
+import { freePort, startOnFreePort } from './ports.js';
 import type { AptNeed } from './system.js';
 
 /**
@@ -159,7 +159,11 @@ const JVM_OPTS = ['-Xms256m', '-Xmx512m', '-XX:+UseSerialGC', '-XX:TieredStopAtL
 /** Starts a broker on free loopback ports; resolves once it logs "Kafka Server started". */
 export async function startKafka(options: KafkaOptions = {}): Promise<KafkaServer> {
   fetchKafka();
-  const port = await freePort();
+  // A free port can be taken before the broker binds it (its log then says BindException): start again on another.
+  return startOnFreePort((port) => startKafkaOn(options, port));
+}
+
+async function startKafkaOn(options: KafkaOptions, port: number): Promise<KafkaServer> {
   let controllerPort = await freePort();
   while (controllerPort === port) controllerPort = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'sy-kafka-'));
@@ -186,7 +190,7 @@ export async function startKafka(options: KafkaOptions = {}): Promise<KafkaServe
     stopping ??= (async () => {
       if (proc.exitCode === null && proc.signalCode === null) {
         proc.kill('SIGKILL');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, STOP_TIMEOUT_MS).unref())]);
+        await Promise.race([exited, new Promise((r) => setTimeout(r, STOP_TIMEOUT_MS).unref())]); // sleep-ok: an upper bound raced against the exit, not a wait
       }
       rmSync(dir, { recursive: true, force: true });
     })();

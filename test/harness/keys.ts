@@ -93,6 +93,8 @@ export interface JwksServer {
   readonly url: string;
   /** GETs of the key set so far. */
   readonly fetches: number;
+  /** Of those, the ones whose answer has been written out (a delayed answer counts once sent). */
+  readonly answered: number;
   setKeys(keys: JWK[]): void;
   /** HTTP status to answer with (200 serves the keys). */
   setStatus(status: number): void;
@@ -106,6 +108,7 @@ export async function startJwksServer(keys: JWK[] = []): Promise<JwksServer> {
   let status = 200;
   let delay = 0;
   let fetches = 0;
+  let answered = 0;
   const server = createServer((req, res) => {
     if (req.method !== 'GET' || req.url !== '/.well-known/jwks.json') {
       res.writeHead(404).end();
@@ -114,9 +117,9 @@ export async function startJwksServer(keys: JWK[] = []): Promise<JwksServer> {
     fetches++;
     const body = status === 200 ? JSON.stringify({ keys: current }) : JSON.stringify({ error: 'unavailable' });
     const answer = () => {
-      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(body);
+      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(body, () => answered++);
     };
-    if (delay > 0) setTimeout(answer, delay);
+    if (delay > 0) setTimeout(answer, delay); // sleep-ok: the slow key set a test asked for
     else answer();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -125,6 +128,9 @@ export async function startJwksServer(keys: JWK[] = []): Promise<JwksServer> {
     url: `http://127.0.0.1:${port}/.well-known/jwks.json`,
     get fetches() {
       return fetches;
+    },
+    get answered() {
+      return answered;
     },
     setKeys: (k) => {
       current = k;
@@ -229,7 +235,8 @@ export async function expectAuthError(client: TestClient, code: string, closeCod
   expect(frame).toMatchObject({ type: 'auth_error', error: expect.any(String), code });
   expect((frame['error'] as string).length).toBeGreaterThan(0);
   const closed = await withTimeout(client.closed, 5000, 'close after auth_error');
-  expect(closed.code).toBe(closeCode);
+  // docs/protocol.md: the close after an auth_error carries its code as the reason.
+  expect(closed).toEqual({ code: closeCode, reason: code });
   expect(client.frames.map((f) => f.type)).toEqual(['auth_error']);
   return frame;
 }
@@ -268,7 +275,9 @@ export async function expectRefused(url: string, token: string, code: string | u
   const client = await authByFrame(url, token);
   const frame = await client.next((f) => f.type === 'auth_error' || f.type === 'auth_success');
   expect(frame).toMatchObject({ type: 'auth_error', error: expect.any(String), ...(code !== undefined && { code }) });
-  expect((await withTimeout(client.closed, 5000, 'close after auth_error')).code).toBe(4001);
+  const closed = await withTimeout(client.closed, 5000, 'close after auth_error');
+  expect(closed.code).toBe(4001);
+  expect(closed.reason).toBe(frame['code']);
   expect(client.frames.map((f) => f.type)).toEqual(['auth_error']);
   await expectUpgradeRefused(url, token, code, 'header');
   await expectUpgradeRefused(url, token, code, 'query');

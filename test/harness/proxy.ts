@@ -5,7 +5,7 @@ import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderProxyConfig, type ProxyKind, type Upstream } from '../../scripts/render-proxy-config.js';
-import { freePort, waitFor } from './ports.js';
+import { freePort, startOnFreePort, waitFor } from './ports.js';
 import { HAPROXY, NGINX } from './system.js';
 
 export type { ProxyKind } from '../../scripts/render-proxy-config.js';
@@ -139,11 +139,15 @@ async function stopProcess(proc: ChildProcess, signal: NodeJS.Signals): Promise<
  * temp dir, in the foreground as a child of the test. Resolves once the proxy answers its own
  * health path.
  */
-export async function startProxy(kind: ProxyKind, options: ProxyOptions): Promise<ProxyProcess> {
+export function startProxy(kind: ProxyKind, options: ProxyOptions): Promise<ProxyProcess> {
+  // A free port can be taken before the proxy binds it: then start again on another.
+  return startOnFreePort((port) => startProxyOn(kind, options, port));
+}
+
+async function startProxyOn(kind: ProxyKind, options: ProxyOptions, port: number): Promise<ProxyProcess> {
   const dir = mkdtempSync(join(tmpdir(), `sy-${kind}-`));
   // nginx's workers drop to `nobody` when the master is root; they must reach the temp dirs.
   chmodSync(dir, 0o755);
-  const port = await freePort();
   const tlsPort = options.tls ? await freePort() : undefined;
   const cert = options.tls ? makeTestCert(dir) : undefined;
   const upstreams: Upstream[] = options.upstreams.map((p, i) => ({ host: '127.0.0.1', port: p, name: options.names?.[i] ?? `edge${i + 1}` }));

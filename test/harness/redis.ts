@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, freePortPair, waitFor } from './ports.js';
+import { freePortPair, startOnFreePort, waitFor } from './ports.js';
 
 const REDIS_SERVER = 'redis-server';
 const REDIS_CLI = 'redis-cli';
@@ -27,9 +27,25 @@ function launch(port: number, dir: string, extra: string[] = []): ChildProcess {
   const proc = spawn(
     REDIS_SERVER,
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no', '--loglevel', 'warning', ...extra],
-    { stdio: 'ignore' },
+    { stdio: ['ignore', 'ignore', 'pipe'] },
   );
+  // Kept to say why a start failed (e.g. "Address already in use", which startRedis retries).
+  let said = '';
+  proc.stderr!.on('data', (d: Buffer) => (said = (said + d.toString()).slice(-4000)));
+  Object.defineProperty(proc, 'said', { get: () => said });
   return proc;
+}
+
+/** Waits until the server on `port` answers, failing at once (with what it said) if it exited. */
+async function answering(proc: ChildProcess, port: number, what: string): Promise<void> {
+  const said = () => (proc as ChildProcess & { said?: string }).said ?? '';
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`${what} exited (${proc.exitCode ?? proc.signalCode}): ${said()}`);
+    if (ping(port)) return;
+    if (Date.now() > deadline) throw new Error(`${what} did not answer within 10 s: ${said()}`);
+    await new Promise((r) => setTimeout(r, 50)); // sleep-ok: poll interval of a bounded wait on the condition
+  }
 }
 
 async function kill(proc: ChildProcess | undefined): Promise<void> {
@@ -40,8 +56,12 @@ async function kill(proc: ChildProcess | undefined): Promise<void> {
 }
 
 /** A real redis-server on a free loopback port, no persistence, in a temp dir. */
-export async function startRedis(): Promise<RedisServer> {
-  const port = await freePort();
+export function startRedis(): Promise<RedisServer> {
+  // A free port can be taken before redis-server binds it: then start again on another.
+  return startOnFreePort(startRedisOn);
+}
+
+async function startRedisOn(port: number): Promise<RedisServer> {
   const dir = mkdtempSync(join(tmpdir(), 'sy-redis-'));
   let proc: ChildProcess | undefined;
   const server: RedisServer = {
@@ -49,7 +69,7 @@ export async function startRedis(): Promise<RedisServer> {
     url: `redis://127.0.0.1:${port}`,
     async start() {
       proc = launch(port, dir);
-      await waitFor(() => ping(port) || undefined, 10_000, `redis-server on ${port}`);
+      await answering(proc, port, `redis-server on ${port}`);
     },
     async kill() {
       await kill(proc);
@@ -57,7 +77,7 @@ export async function startRedis(): Promise<RedisServer> {
     },
     async restart(downMs = 0) {
       await server.kill();
-      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs)); // sleep-ok: the outage itself, which the caller sized
       await server.start();
     },
     async stop() {
@@ -66,7 +86,12 @@ export async function startRedis(): Promise<RedisServer> {
     },
     cli: (...args) => spawnSync(REDIS_CLI, ['-p', String(port), ...args], { encoding: 'utf8' }).stdout,
   };
-  await server.start();
+  try {
+    await server.start();
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
   return server;
 }
 
@@ -76,6 +101,14 @@ export interface RedisCluster {
   readonly ports: number[];
   /** The port of the master serving a key's slot. */
   masterFor(key: string): number;
+  /** redis-cli against the cluster, following MOVED redirects (`-c`). */
+  cli(...args: string[]): string;
+  /**
+   * Kills every master (SIGKILL), keeps them down `downMs`, and starts them again on the same
+   * ports, empty; their nodes.conf keeps the slot map, so the same cluster comes back. Resolves
+   * once every node says cluster_state:ok.
+   */
+  restart(downMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -89,20 +122,26 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
     const dir = mkdtempSync(join(tmpdir(), 'sy-rcluster-'));
     dirs.push(dir);
     ports.push(port);
-    procs.push(launch(port, dir, ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000']));
   }
-  for (const port of ports) await waitFor(() => ping(port) || undefined, 10_000, `redis cluster node ${port}`);
+  const clusterArgs = (i: number) => ['--cluster-enabled', 'yes', '--cluster-config-file', join(dirs[i]!, 'nodes.conf'), '--cluster-node-timeout', '2000'];
+  const launchAll = async () => {
+    for (let i = 0; i < masters; i++) procs[i] = launch(ports[i]!, dirs[i]!, clusterArgs(i));
+    for (const port of ports) await waitFor(() => ping(port) || undefined, 10_000, `redis cluster node ${port}`);
+  };
+  const clusterOk = () =>
+    waitFor(
+      () =>
+        ports.every((p) => spawnSync(REDIS_CLI, ['-p', String(p), 'cluster', 'info'], { encoding: 'utf8' }).stdout.includes('cluster_state:ok')) || undefined,
+      20_000,
+      'cluster_state:ok on every node',
+    );
+  await launchAll();
   const create = spawnSync(REDIS_CLI, ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], {
     encoding: 'utf8',
     timeout: 30_000,
   });
   if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}\n${create.stderr}`);
-  await waitFor(
-    () =>
-      ports.every((p) => spawnSync(REDIS_CLI, ['-p', String(p), 'cluster', 'info'], { encoding: 'utf8' }).stdout.includes('cluster_state:ok')) || undefined,
-    20_000,
-    'cluster_state:ok on every node',
-  );
+  await clusterOk();
   return {
     nodes: ports.map((p) => `127.0.0.1:${p}`),
     ports,
@@ -116,6 +155,13 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
         if (Number.isInteger(start) && Number.isInteger(end) && slots[i + 2] === '127.0.0.1' && slot >= start && slot <= end) return Number(slots[i + 3]);
       }
       throw new Error(`no master for slot ${slot}`);
+    },
+    cli: (...args) => spawnSync(REDIS_CLI, ['-c', '-p', String(ports[0]), ...args], { encoding: 'utf8' }).stdout,
+    async restart(downMs = 0) {
+      await Promise.all(procs.map(kill));
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs)); // sleep-ok: the outage itself, which the caller sized
+      await launchAll();
+      await clusterOk();
     },
     async stop() {
       await Promise.all(procs.map(kill));

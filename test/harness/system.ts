@@ -84,3 +84,9 @@ export const chromium: AptNeed = {
   packages: ['chromium'],
   present: () => existsSync(CHROMIUM) && spawnSync(CHROMIUM, ['--version'], { stdio: 'ignore', timeout: 30_000 }).status === 0,
 };
+
+/** For checking the shipped systemd unit (`systemd-analyze verify` and `security`). */
+export const systemdAnalyze: AptNeed = {
+  packages: ['systemd'],
+  present: () => spawnSync('systemd-analyze', ['--version'], { stdio: 'ignore' }).status === 0,
+};

@@ -3,7 +3,10 @@ import { fileURLToPath } from 'node:url';
 import { createKafka } from '../../packages/jobs/src/index.js';
 import { connect, type Frame, type TestClient } from '../harness/client.js';
 import { ROOT, TEST_SECRET, splitLines } from '../harness/edge.js';
+import { childEnv } from '../harness/env.js';
 import { waitFor } from '../harness/ports.js';
+import type { RedisCli } from '../harness/positions.js';
+import { jobKey, leaseIndexKey } from '../../packages/jobs/src/index.js';
 
 const CLI = fileURLToPath(new URL('../../packages/cli/src/main.ts', import.meta.url));
 export const DEMO_PIPELINE = fileURLToPath(new URL('../../examples/pipeline/demo-pipeline.mjs', import.meta.url));
@@ -47,7 +50,7 @@ export interface RunnerProcess {
 export async function startRunner(id: string, env: Record<string, string>, timeoutMs = 30_000): Promise<RunnerProcess> {
   const proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'runner'], {
     cwd: ROOT,
-    env: { ...process.env, ...FAST_RUNNER_ENV, RUNNER_ID: id, ...env },
+    env: childEnv(FAST_RUNNER_ENV, { RUNNER_ID: id }, env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
@@ -172,6 +175,29 @@ export function checkOrder(events: Frame[]): string[] {
   const seqs = events.map((e) => Number(e['seq']));
   for (let i = 1; i < seqs.length; i++) if (seqs[i] !== seqs[i - 1]! + 1) throw new Error(`seq gap or disorder: ${seqs.join(',')}`);
   return n;
+}
+
+/**
+ * Waits out everything that could still run a job again after its runner died at `diedAt`, so
+ * that "nothing more came" afterwards is a finding and not a guess: the job is final in Redis and
+ * gone from its topic's lease index (no reaper will pick it up again), and the dead member's Kafka
+ * session has timed out with as much again for the rebalance after it (its partitions will not
+ * move again; `diedAt` undefined: no runner died). Returns how long it waited.
+ */
+export async function waitOutRedelivery(redis: RedisCli, jobId: string, topic: string, diedAt: number | undefined, env: Record<string, string> = FAST_RUNNER_ENV): Promise<number> {
+  const started = Date.now();
+  await waitFor(
+    () => (redis.cli('hget', jobKey(jobId), 'final').trim() !== '' && redis.cli('zscore', leaseIndexKey(topic), jobId).trim() === '') || undefined,
+    60_000,
+    `job ${jobId} final and out of the lease index`,
+  );
+  if (diedAt === undefined) return Date.now() - started;
+  const sessionMs = Number(env['KAFKA_SESSION_TIMEOUT_MS'] ?? FAST_RUNNER_ENV['KAFKA_SESSION_TIMEOUT_MS']);
+  const quietUntil = diedAt + 2 * sessionMs + Number(env['KAFKA_HEARTBEAT_INTERVAL_MS'] ?? FAST_RUNNER_ENV['KAFKA_HEARTBEAT_INTERVAL_MS']);
+  const left = quietUntil - Date.now();
+  // sleep-ok: a no-duplicate window sized from the Kafka session timeout it watches, not a wait for a condition
+  if (left > 0) await new Promise((r) => setTimeout(r, left));
+  return Date.now() - started;
 }
 
 export { TEST_SECRET };

@@ -3,7 +3,7 @@ import { connect, hsToken, startEdge, type EdgeProcess, type Frame, type TestCli
 import { startKafka, type KafkaServer } from '../harness/kafka.js';
 import { waitFor } from '../harness/ports.js';
 import { startRedis, type RedisServer } from '../harness/redis.js';
-import { eventsUntil, jobEvents, kafkaTools, names, startRunner, type RunnerProcess } from './helpers.js';
+import { eventsUntil, jobEvents, kafkaTools, names, startRunner, waitOutRedelivery, type RunnerProcess } from './helpers.js';
 
 /** Several runners on one Kafka: partitions shared, a runner killed or stopped mid-job. */
 describe('runners in a consumer group', () => {
@@ -66,7 +66,9 @@ describe('runners in a consumer group', () => {
       ids.map((id, i) => ({ key: id, partition: i % 4, value: job(id, { stages: 2, stage_ms: 100 }) })),
     );
     for (const id of ids) await eventsUntil(client, id);
-    await new Promise((r) => setTimeout(r, 500));
+    // No runner died: once each job is final and out of the lease index nothing can run it again.
+    for (const id of ids) await waitOutRedelivery(redis, id, 'shared_jobs', undefined);
+    await client.barrier();
     const ranOn = new Set<string>();
     for (const id of ids) {
       const n = names(jobEvents(client, id));
@@ -88,14 +90,16 @@ describe('runners in a consumer group', () => {
     const survivor = runners.find((r) => r !== victim)!;
     await client.next((f) => f.type === 'event' && f['event'] === 'job.progress', 5000);
     victim.kill('SIGKILL');
+    const diedAt = Date.now();
     expect((await victim.exited).signal).toBe('SIGKILL');
 
     const events = await eventsUntil(client, 'kill-1', undefined, 40_000);
     expect(names(events).at(-1)).toBe('job.completed');
     const starts = events.filter((e) => e['event'] === 'job.started');
     expect(starts.map(runnerOf)).toEqual([victim.id, survivor.id]);
-    // Nothing more comes: no second completion, from anyone.
-    await new Promise((r) => setTimeout(r, 2000));
+    // Nothing more comes, from anyone, once nothing could still bring it (lease, reaper, rebalance).
+    await waitOutRedelivery(redis, 'kill-1', 'kill_jobs', diedAt);
+    await client.barrier();
     expect(names(jobEvents(client, 'kill-1')).filter((e) => e === 'job.completed')).toHaveLength(1);
     expect(names(jobEvents(client, 'kill-1')).filter((e) => ['job.failed', 'job.cancelled'].includes(e))).toEqual([]);
   }, 60_000);

@@ -75,7 +75,9 @@ describe('job snapshots', () => {
     // the snapshot, sent first, says what happened.
     const snap = await subscribe(edgeB, alice, { job_id: id, since: 2 });
     expect(snap.result).toMatchObject({ success: true, seq: last, recovered: false });
-    await sleep(300);
+    await snap.client.next('snapshot', 10_000);
+    // Whatever the node sent on this subscription is here once the ping after it is answered.
+    await snap.client.barrier();
     expect(after(snap.client, channel)).toEqual([
       {
         type: 'snapshot',
@@ -125,7 +127,7 @@ describe('job snapshots', () => {
       const { client, result } = await subscribe(edgeB, token, { job_id: id, ...(since !== undefined && { since }) });
       expect(result).toMatchObject({ success: true });
       late.push({ client, since });
-      await sleep(60);
+      await sleep(60); // sleep-ok: spreads the late subscribers over the job's run; nothing waits on it
     }
     const story = await eventsUntil(reference, id, undefined, 30_000);
     checkOrder(story);

@@ -3,7 +3,7 @@ import { connect, hsToken, startEdge, type EdgeProcess, type Frame, type TestCli
 import { startKafka, type KafkaServer } from '../harness/kafka.js';
 import { waitFor } from '../harness/ports.js';
 import { startRedis, type RedisServer } from '../harness/redis.js';
-import { checkOrder, eventsUntil, getJob, jobEvents, kafkaTools, names, postJob, startRunner, type RunnerProcess } from './helpers.js';
+import { checkOrder, eventsUntil, getJob, jobEvents, kafkaTools, names, postJob, startRunner, waitOutRedelivery, type RunnerProcess } from './helpers.js';
 
 /**
  * A final state for every job: a runner killed with SIGKILL mid-job stops renewing its lease;
@@ -40,7 +40,6 @@ describe('stalled jobs and runner readiness', () => {
   /** Log lines, from any process, of a reaper that stalled `jobId`. */
   const stallLines = (procs: { lines: string[] }[], jobId: string) =>
     procs.flatMap((p) => p.lines).filter((l) => l.includes('job stalled: its runner stopped renewing the lease') && l.includes(`"job_id":"${jobId}"`));
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
   beforeAll(async () => {
     [kafka, redis] = await Promise.all([startKafka(), startRedis()]);
@@ -71,6 +70,7 @@ describe('stalled jobs and runner readiness', () => {
     const survivor = runners.find((r) => r !== victim)!;
     await client.next(isEvent('job.progress'), 10_000);
     victim.kill('SIGKILL');
+    const diedAt = Date.now();
     expect((await victim.exited).signal).toBe('SIGKILL');
 
     const events = await eventsUntil(client, 'stall-1', undefined, 40_000);
@@ -82,8 +82,10 @@ describe('stalled jobs and runner readiness', () => {
       [victim.id, 1],
       [survivor.id, 2],
     ]);
-    // Nothing more comes, from anyone: one stall, one completion.
-    await sleep(1500);
+    // Nothing more comes, from anyone: one stall, one completion — checked once nothing could
+    // still bring more (the job final and unleased, the dead member's session over).
+    await waitOutRedelivery(redis, 'stall-1', TOPIC, diedAt);
+    await client.barrier();
     expect(names(jobEvents(client, 'stall-1')).filter((e) => e === 'job.stalled' || e === 'job.completed')).toEqual(['job.stalled', 'job.completed']);
     expect(stallLines([...edges, ...runners], 'stall-1')).toHaveLength(1);
     expect((await getJob(edges[2]!.http, alice, 'stall-1')).body).toMatchObject({ state: 'completed', attempts: 2, stalls: 1 });
@@ -125,6 +127,7 @@ describe('stalled jobs and runner readiness', () => {
     const victim = runners.find((r) => r.id === runnerOf(first))!;
     await client.next(isEvent('job.progress'), 10_000);
     victim.kill('SIGKILL');
+    const diedAt = Date.now();
     await victim.exited;
 
     const events = await eventsUntil(client, 'stall-3', undefined, 40_000);
@@ -134,7 +137,10 @@ describe('stalled jobs and runner readiness', () => {
     expect(events.at(-1)!['data']).toMatchObject({ class: 'stalled', attempts: 1, error: expect.stringMatching(new RegExp(`runner ${victim.id} stopped renewing`)) });
     const letter = await waitFor(() => dlq.messages.find((m) => m['job_id'] === 'stall-3'), 20_000, 'the dead letter');
     expect(letter).toMatchObject({ class: 'stalled', attempts: 1, runner: victim.id, job: { job_id: 'stall-3', owner: 'alice' }, source: expect.stringMatching(/^reaper o[ab]$/) });
-    await sleep(1500);
+    await waitOutRedelivery(redis, 'stall-3', topic, diedAt);
+    // The DLQ reader has caught up with everything produced until now: a second letter would be here.
+    await tools.produce(`${topic}.dlq`, [{ key: 'barrier', value: JSON.stringify({ job_id: 'barrier-stall-3' }) }]);
+    await waitFor(() => dlq.messages.some((m) => m['job_id'] === 'barrier-stall-3') || undefined, 20_000, 'the barrier letter');
     expect(dlq.messages.filter((m) => m['job_id'] === 'stall-3')).toHaveLength(1);
     expect(stallLines(edges, 'stall-3')).toEqual([]);
     expect(stallLines(runners, 'stall-3')).toHaveLength(1);

@@ -120,7 +120,7 @@ export function createVerifier(config: KeyConfig): TokenVerifier {
       if (claims !== undefined) return claims;
       let payload: JWTPayload;
       try {
-        payload = (await jwtVerify(token, remote!, joseOptions)).payload;
+        payload = (await jwtVerify(token, keySetGetter(remote!), joseOptions)).payload;
       } catch (err) {
         throw toAuthError(err);
       }
@@ -130,6 +130,22 @@ export function createVerifier(config: KeyConfig): TokenVerifier {
 }
 
 type RemoteKeySet = ReturnType<typeof createRemoteJWKSet>;
+
+/**
+ * The remote set as jose's key getter, with a set that could not be had (an HTTP error answer,
+ * a refused connection) reported as `key_unavailable`: jose throws a bare JOSEError for a non-200
+ * answer, which would otherwise read as a malformed token.
+ */
+function keySetGetter(remote: RemoteKeySet): (...args: Parameters<RemoteKeySet>) => ReturnType<RemoteKeySet> {
+  return async (...args) => {
+    try {
+      return await remote(...args);
+    } catch (err) {
+      if (err instanceof joseErrors.JOSEError && err.constructor !== joseErrors.JOSEError) throw err;
+      throw new AuthError('key_unavailable', `key set unavailable: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    }
+  };
+}
 
 function loadPublicKey(value: string): KeyObject {
   let pem = value.includes('-----BEGIN') ? value : existsSync(value) ? readFileSync(value, 'utf8') : value;

@@ -36,7 +36,7 @@ function setup() {
   const stalling = async (jobId: string, maxRetries: number) => {
     await store.create({ job_id: jobId, params: { x: 1 } }, 'alice', { event: 'job.queued' });
     expect((await store.claim(jobId, { runner: 'r1', attempt: 1, leaseMs: 50, job: { job_id: jobId }, maxRetries, announce: true })).kind).toBe('claimed');
-    await sleep(120);
+    await sleep(120); // sleep-ok: lets the 50 ms lease lapse; the clock is the condition
   };
   return { store, events, stalling };
 }
@@ -78,7 +78,7 @@ describe('JobReaper', () => {
     const { store, events } = setup();
     await store.create({ job_id: 'j3' }, 'alice', { event: 'job.queued' });
     await store.claim('j3', { runner: 'r1', attempt: 1, leaseMs: 60, job: { job_id: 'j3' }, announce: true });
-    await sleep(100);
+    await sleep(100); // sleep-ok: lets the 60 ms lease lapse; the clock is the condition
     // The runner renews just after the entry became due.
     await store.renew('j3', 'r1', 5000);
     const reaper = new JobReaper({ store, sink: new RecordingSink(), id: 'r2', intervalMs: 1000 });
@@ -99,7 +99,7 @@ describe('JobReaper', () => {
     const second = new JobReaper({ store, sink, id: 'b', intervalMs: 1000 });
     expect(await second.reap('j4')).toMatchObject({ kind: 'reaping', reaper: 'a' });
     // Once the first reaper's hold lapses, the job is due again.
-    await sleep(100);
+    await sleep(100); // sleep-ok: lets the first reaper's hold lapse; the clock is the condition
     expect((await store.dueLeases(10)).map((d) => d.jobId)).toEqual(['j4']);
     expect(await second.sweep()).toBe(1);
     expect(sink.requeued).toEqual([{ job: { job_id: 'j4', params: { x: 1 } }, attempt: 1 }]);
@@ -112,7 +112,7 @@ describe('JobReaper', () => {
     const reaper = new JobReaper({ store, sink: new RecordingSink(), id: 'a', intervalMs: 50 });
     reaper.start();
     const deadline = Date.now() + 3000;
-    while (!(await events('j5')).some((e) => e.event === 'job.stalled') && Date.now() < deadline) await sleep(20);
+    while (!(await events('j5')).some((e) => e.event === 'job.stalled') && Date.now() < deadline) await sleep(20); // sleep-ok: poll interval of a bounded wait on the condition
     await reaper.stop();
     expect((await events('j5')).map((e) => e.event)).toContain('job.stalled');
     expect(() => new JobReaper({ store, sink: new RecordingSink(), id: 'x', intervalMs: 0 })).toThrow(RangeError);

@@ -63,7 +63,7 @@ export function jobStoreContract(make: () => JobStore): void {
     const id = fresh('lapse');
     expect((await store.create(job(id), 'alice'))).toBe(true);
     expect((await claim(store, id, 'r1', 1, 150)).kind).toBe('claimed');
-    await sleep(300);
+    await sleep(300); // sleep-ok: lets the 150 ms lease lapse; the clock is the condition
     expect(await claim(store, id, 'r2', 1)).toEqual({ kind: 'expired', runner: 'r1' });
     const stalled = await store.stall(id, 'reaper-a', { reapMs: 5000, defaultMaxRetries: 2 });
     expect(stalled).toMatchObject({ kind: 'stalled', decision: 'retry', attempts: 1, runner: 'r1', takeover: false, job: { job_id: id } });
@@ -91,11 +91,11 @@ export function jobStoreContract(make: () => JobStore): void {
     await store.create(job(id), 'alice');
     expect((await store.claim(id, { runner: 'r1', attempt: 1, leaseMs: 100, job: job(id), maxRetries: 0 })).kind).toBe('claimed');
     expect(await store.stall(id, 'reaper-a', { reapMs: 5000, defaultMaxRetries: 5 })).toMatchObject({ kind: 'alive' });
-    await sleep(250);
+    await sleep(250); // sleep-ok: lets the 100 ms lease lapse; the clock is the condition
     expect(await store.stall(id, 'reaper-a', { reapMs: 100, defaultMaxRetries: 5 })).toMatchObject({ kind: 'stalled', decision: 'fail', attempts: 1, takeover: false });
     // A run that was never queued cannot be claimed.
     expect((await claim(store, id, 'r2', 2)).kind).toBe('stale');
-    await sleep(250);
+    await sleep(250); // sleep-ok: lets the 100 ms reaping hold lapse; the clock is the condition
     expect(await store.stall(id, 'reaper-b', { reapMs: 5000, defaultMaxRetries: 5 })).toMatchObject({ kind: 'stalled', decision: 'fail', takeover: true });
     expect(await store.finish(id, 'failed', { error: 'stalled', class: 'stalled', attempts: 1 })).toBe(true);
     expect(await store.get(id)).toMatchObject({ state: 'failed', class: 'stalled' });
@@ -108,7 +108,7 @@ export function jobStoreContract(make: () => JobStore): void {
     await store.create(job(id), 'alice');
     await claim(store, id, 'r1', 1, 100);
     expect(await store.cancel(id, 'alice')).toBe('requested');
-    await sleep(250);
+    await sleep(250); // sleep-ok: lets the 100 ms lease lapse; the clock is the condition
     expect(await store.stall(id, 'reaper-a', { reapMs: 5000, defaultMaxRetries: 3 })).toEqual({ kind: 'cancelled' });
     expect(await store.get(id)).toMatchObject({ state: 'cancelled' });
   });
@@ -119,13 +119,13 @@ export function jobStoreContract(make: () => JobStore): void {
     await claim(store, id, 'r1', 1, 100);
     const mine = async () => (await store.dueLeases(1000)).filter((d) => d.jobId === id);
     expect(await mine()).toEqual([]);
-    await sleep(250);
+    await sleep(250); // sleep-ok: lets the 100 ms lease lapse; the clock is the condition
     const [due] = await mine();
     expect(due).toMatchObject({ jobId: id });
     // A renewal moved it meanwhile: the stale entry is not touched.
     await store.renew(id, 'r1', 100);
     await store.reindex(due!, undefined);
-    await sleep(250);
+    await sleep(250); // sleep-ok: lets the renewed 100 ms lease lapse; the clock is the condition
     const [again] = await mine();
     expect(again!.score).toBeGreaterThan(due!.score);
     await store.reindex(again!, undefined);
@@ -137,7 +137,7 @@ export function jobStoreContract(make: () => JobStore): void {
     await claim(store, released, 'r1', 1, 100);
     await store.finish(done, 'completed', { attempts: 1 });
     await store.release(released, 'r1', 'queued');
-    await sleep(250);
+    await sleep(250); // sleep-ok: lets the 100 ms leases lapse; the clock is the condition
     expect((await store.dueLeases(1000)).filter((d) => d.jobId === done || d.jobId === released)).toEqual([]);
   });
 
@@ -204,7 +204,7 @@ export function jobStoreContract(make: () => JobStore): void {
     await store.create(job(id), 'alice');
     await claim(store, id, 'r1', 1, 150);
     expect(await store.cancel(id, 'alice')).toBe('requested');
-    await sleep(300);
+    await sleep(300); // sleep-ok: lets the 150 ms lease lapse; the clock is the condition
     expect(await claim(store, id, 'r2', 1)).toEqual({ kind: 'cancelled', existed: true });
     expect(await store.get(id)).toMatchObject({ state: 'cancelled' });
   });
@@ -268,7 +268,7 @@ export function announcingStoreContract(build: () => AnnouncingStore): void {
     const fromTopic = fresh('announce-topic');
     await store.claim(fromTopic, { runner: 'r1', attempt: 1, leaseMs: 100, job: job(fromTopic, { owner: 'carol' }), announce: true, maxRetries: 1 });
     expect((await events(fromTopic)).map((e) => e.event)).toEqual(['job.queued', 'job.started']);
-    await sleep(250);
+    await sleep(250); // sleep-ok: lets the 100 ms lease lapse; the clock is the condition
     expect(await store.stall(fromTopic, 'reaper', { reapMs: 5000, defaultMaxRetries: 3 })).toMatchObject({ kind: 'stalled', decision: 'retry' });
     const stalled = (await events(fromTopic)).at(-1)!;
     expect(stalled).toMatchObject({ seq: 3, event: 'job.stalled', data: { job_id: fromTopic, attempt: 1, runner: 'r1', will_retry: true, max_retries: 1 } });

@@ -72,14 +72,14 @@ describe('startPipeline', () => {
     let grandchild = 0;
     const run = startPipeline(options(exe, { onProgress: (p) => (grandchild = Number(p.message)) }));
     const deadline = Date.now() + 5000;
-    while (grandchild === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (grandchild === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20)); // sleep-ok: poll interval of a bounded wait on the condition
     expect(alive(grandchild)).toBe(true);
     run.stop('cancel');
     const end = await run.done;
     expect(end.stopped).toBe('cancel');
     expect(end.signal).toBe('SIGTERM');
     const gone = Date.now() + 3000;
-    while (alive(grandchild) && Date.now() < gone) await new Promise((r) => setTimeout(r, 20));
+    while (alive(grandchild) && Date.now() < gone) await new Promise((r) => setTimeout(r, 20)); // sleep-ok: poll interval of a bounded wait on the condition
     expect(alive(grandchild)).toBe(false);
   });
 

@@ -7,7 +7,7 @@ describe('ProgressReporter', () => {
   it('sends at most one event per interval (the latest wins), stage changes at once, all in order', async () => {
     const sent: P[] = [];
     const r = new ProgressReporter(60_000, async (p) => {
-      await new Promise((res) => setTimeout(res, 1));
+      await new Promise((res) => setTimeout(res, 1)); // sleep-ok: a slow sender, which is what is tested
       sent.push(p);
     });
     r.update({ progress: 0.1, stage: 'a' });

@@ -50,7 +50,7 @@ async function setup(over: Partial<RunnerConfigSlice> = {}, slotCount = 2) {
     while (Date.now() < deadline) {
       const evs = await eventsOf(id);
       if (evs.some(done)) return evs;
-      await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 20)); // sleep-ok: poll interval of a bounded wait on the condition
     }
     throw new Error(`job ${id} did not get there: ${JSON.stringify(await eventsOf(id))}`);
   };
@@ -117,7 +117,7 @@ describe('Runner (in-process transport, real pipeline processes)', () => {
     await h.until('once-1');
     h.queue.push({ value: Buffer.from(JSON.stringify({ job_id: 'once-1', params: { stages: 1 } })), attempt: 0 });
     const deadline = Date.now() + 5000;
-    while ((await h.count('duplicate')) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while ((await h.count('duplicate')) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20)); // sleep-ok: poll interval of a bounded wait on the condition
     expect(await h.count('duplicate')).toBe(1);
     expect(names(await h.eventsOf('once-1')).filter((e) => e === 'job.started' || e === 'job.completed')).toEqual(['job.started', 'job.completed']);
   });
@@ -169,7 +169,7 @@ describe('Runner (in-process transport, real pipeline processes)', () => {
     // A runner that claimed the job and died: its lease lapses.
     await h.store.create({ job_id: 'ghost-1', params: { stages: 1, stage_ms: 1 } }, 'alice', { event: 'job.queued', data: { owner: 'alice', attempt: 0 } });
     await h.store.claim('ghost-1', { runner: 'ghost', attempt: 1, leaseMs: 30, job: { job_id: 'ghost-1' }, maxRetries: 2, announce: true });
-    await new Promise((r) => setTimeout(r, 60));
+    await new Promise((r) => setTimeout(r, 60)); // sleep-ok: lets the 30 ms lease lapse; the clock is the condition
     // Its delivery comes back (as Kafka redelivers an unacked message): the claim finds the lapsed lease.
     h.queue.push({ value: Buffer.from(JSON.stringify({ job_id: 'ghost-1', params: { stages: 1, stage_ms: 1 } })), attempt: 0 });
     const evs = await h.until('ghost-1');

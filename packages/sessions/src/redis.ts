@@ -112,27 +112,39 @@ const BUDGET_SYNC_MS = 50;
 const MAX_TRACKED_BUDGETS = 100_000;
 
 /**
- * KEYS: the user's presence hash (connection → node). ARGV: max, connection, node, ttl s,
- * then every live node. Counts the user's connections on live nodes (those of dead nodes
- * do not count) and adds this one only if the count is below max: check and insert are one
- * atomic step, so two nodes admitting the same user at once cannot both pass.
+ * KEYS: the user's presence hash (connection → node). ARGV: max, connection, node, ttl s, the
+ * number of live nodes, the live nodes, then nodes known dead. Counts the user's connections on
+ * live nodes (those of dead nodes do not count) and adds this one only if the count is below max:
+ * check and insert are one atomic step, so two nodes admitting the same user at once cannot both
+ * pass. An entry of a node it was told neither way about (one that admitted meanwhile, after the
+ * caller looked) decides nothing: the script answers with those nodes, for the caller to ask
+ * about and try again. (Liveness cannot be read here: the workers set may be on another shard.)
  */
 const ADMIT_LUA = `
 local alive = {}
-for i = 5, #ARGV do alive[ARGV[i]] = true end
+local dead = {}
+local nAlive = tonumber(ARGV[5])
+for i = 6, 5 + nAlive do alive[ARGV[i]] = true end
+for i = 6 + nAlive, #ARGV do dead[ARGV[i]] = true end
 local entries = redis.call('HGETALL', KEYS[1])
 local n = 0
+local unknown = {}
 for i = 1, #entries, 2 do
-  if alive[entries[i + 1]] then n = n + 1 end
+  local node = entries[i + 1]
+  if alive[node] then n = n + 1 elseif not dead[node] then unknown[#unknown + 1] = node end
 end
-if n >= tonumber(ARGV[1]) then return 0 end
+if #unknown > 0 then return {-1, unpack(unknown)} end
+if n >= tonumber(ARGV[1]) then return {0} end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
-return 1
+return {1}
 `;
 
+/** Rounds of asking about nodes an admission did not know before it gives up (refusing). */
+const ADMIT_ROUNDS = 5;
+
 interface AdmitClient {
-  syAdmit(key: string, ...args: (string | number)[]): Promise<number>;
+  syAdmit(key: string, ...args: (string | number)[]): Promise<(number | string)[]>;
 }
 /** A node is gone after this many missed heartbeats. */
 const HEARTBEATS_TO_EXPIRE = 3;
@@ -259,18 +271,32 @@ export class RedisRegistry implements WorkerRegistry {
     const userKey = `${this.#p}:user:{${userId}}`;
     const holders = new Set(Object.values(await this.#client.hgetall(userKey)));
     const alive = new Set([this.#id]);
-    for (const node of holders) if (await this.checkAlive(node)) alive.add(node);
-    const ok = await (this.#client as unknown as AdmitClient).syAdmit(
-      userKey,
-      max,
-      connectionId,
-      this.#id,
-      this.#retainS,
-      ...alive,
-    );
-    if (Number(ok) !== 1) return false;
-    await this.#client.set(`${this.#p}:conn:${connectionId}`, this.#id, 'EX', this.#retainS);
-    return true;
+    const dead = new Set<string>();
+    const learn = async (nodes: Iterable<string>) => {
+      for (const node of nodes) if (!alive.has(node) && !dead.has(node)) (await this.checkAlive(node)) ? alive.add(node) : dead.add(node);
+    };
+    await learn(holders);
+    for (let round = 0; round < ADMIT_ROUNDS; round++) {
+      const [verdict, ...unknown] = await (this.#client as unknown as AdmitClient).syAdmit(
+        userKey,
+        max,
+        connectionId,
+        this.#id,
+        this.#retainS,
+        alive.size,
+        ...alive,
+        ...dead,
+      );
+      if (Number(verdict) === 0) return false;
+      if (Number(verdict) === 1) {
+        await this.#client.set(`${this.#p}:conn:${connectionId}`, this.#id, 'EX', this.#retainS);
+        return true;
+      }
+      // Another node admitted this user between our look and the script: ask about it, again.
+      await learn(unknown.map(String));
+    }
+    this.#log.warn({ userId }, 'admission kept meeting nodes it did not know; refused');
+    return false;
   }
 
   /**
