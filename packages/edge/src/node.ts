@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import { BrokerUnavailableError, type Broker, type BrokerEvent, type ChannelPosition, type HistoryPage } from '@switchyard/broker';
 import {
   CloseCode,
@@ -6,7 +5,6 @@ import {
   encodeError,
   encodeFrame,
   encodeLocalEvent,
-  isValidChannel,
   jobChannel,
   parseClientFrame,
   type ClientFrame,
@@ -24,9 +22,10 @@ import { EdgeMetrics } from './metrics.js';
 import { canPublish, canSubscribe } from './permissions.js';
 import { planShed } from './rebalance.js';
 import { SlowLane, coalesceKey } from './coalesce.js';
-import { Admission } from './admission.js';
+import { Admission, takeUserBudget } from './admission.js';
+import { broadcastRoute, keyMatches } from './broadcast.js';
 import { hygieneHeaders, preflightHeaders } from './http-hygiene.js';
-import { ReplayBudget, Replayer, averageFrameBytes } from './replay.js';
+import { ReplayBudget, Replayer, replayToSocket } from './replay.js';
 import { newSessionId, type SessionRecord, type SessionStore, type WorkerRegistry } from '@switchyard/sessions';
 import { createClusterParts } from './cluster.js';
 import { createEdgeJobs, registerJobRoutes } from './jobs.js';
@@ -769,7 +768,7 @@ export class EdgeNode {
       });
       this.metrics.count('subscription_result', 'out');
       if (page !== undefined && Replayer.hasMore(page, last)) {
-        const outcome = await this.#replayRest(conn, channel, readPage, wanted, last, page);
+        const outcome = await replayToSocket(this.#replayer, conn, channel, readPage, wanted, last, page, this.config.coalesceBytes);
         if (!wanted()) {
           this.broker.unsubscribe(channel);
           return;
@@ -813,38 +812,6 @@ export class EdgeNode {
         if (joiners.size === 0 && this.#joiners.get(channel) === joiners) this.#joiners.delete(channel);
       }
     }
-  }
-
-  /**
-   * The rest of a replay whose first page did not reach `first.seq`: paged as the socket
-   * drains (replay.ts). Live events meanwhile wait in the join buffer, counted against the
-   * client's byte bound. Returns the last seq sent.
-   */
-  async #replayRest(conn: Connection, channel: string, read: (from: number, limit: number) => Promise<HistoryPage>, alive: () => boolean, last: number, first: HistoryPage): Promise<number> {
-    const soft = this.config.coalesceBytes;
-    const outcome = await this.#replayer.rest(
-      read,
-      {
-        gate: conn.replay,
-        alive,
-        room: () => conn.ws!.getBufferedAmount() < soft,
-        send: (events) => {
-          const ws = conn.ws!;
-          ws.cork(() => {
-            for (const e of events) ws.send(e.frame, false, false);
-          });
-        },
-      },
-      last,
-      first.seq,
-      first.epoch,
-      averageFrameBytes(first.events),
-    );
-    // History lost events under a slow replay (trimmed meanwhile): say so, as for a reset.
-    if (outcome.gap && alive()) {
-      conn.send(encodeFrame({ type: 'subscription_result', channel, success: true, seq: first.seq, epoch: first.epoch, recovered: false }));
-    }
-    return outcome.last;
   }
 
   /**
@@ -1005,7 +972,7 @@ export class EdgeNode {
 
   /** The per-user publish/direct budget, shared by every node of the cluster. */
   async #userBudget(conn: Connection, ref: Ref | undefined): Promise<boolean> {
-    const ok = await this.registry.takeUserToken(conn.userId, this.config.userRateLimitPerS).catch(() => true);
+    const ok = await takeUserBudget(this.registry, conn.userId, this.config.userRateLimitPerS);
     if (!ok && conn.open) {
       conn.send(encodeError(ErrorCode.RateLimited, `more than USER_RATE_LIMIT_PER_S (${this.config.userRateLimitPerS}) publishes and directs per second for this user`, ref));
       this.metrics.count('error', 'out');
@@ -1403,7 +1370,15 @@ export class EdgeNode {
       return { status: 200, body, contentType };
     }, common));
     app.get('/stats', route(() => ({ status: 200, body: this.stats() }), common));
-    app.post('/broadcast', route((info) => this.#broadcast(info), common, bodyLimit, (info) => this.#broadcastGate(info)));
+    const broadcast = broadcastRoute({
+      broadcastApiKey: this.config.broadcastApiKey,
+      userRateLimitPerS: this.config.userRateLimitPerS,
+      verifier: this.#verifier,
+      registry: this.registry,
+      publish: (channel, event, dataJson, coalesce) => this.#publishOrLocal(channel, event, dataJson, coalesce),
+      counted: () => this.metrics.count('broadcast', 'in'),
+    });
+    app.post('/broadcast', route(broadcast.handler, common, bodyLimit, broadcast.gate));
     app.post('/auth/token', route((info) => this.#mintToken(info), common, bodyLimit));
     registerJobRoutes(app, { jobs: this.#jobs, verifier: this.#verifier, metrics: this.metrics, maxJobBytes: this.config.maxJobBytes }, common);
     app.any('/*', route((info) => {
@@ -1484,45 +1459,6 @@ export class EdgeNode {
       messages_out: this.metrics.messagesOut,
       uptime_s: Math.round((Date.now() - this.#startedAt) / 1000),
     };
-  }
-
-  /** Who may broadcast, decided before the body is read; with a user's JWT, that user's budget. */
-  readonly #broadcasters = new WeakMap<RequestInfo, Claims>();
-
-  async #broadcastGate(info: RequestInfo): Promise<void> {
-    const token = bearer(info.authorization);
-    if (token === undefined) throw new HttpError(401, ErrorCode.Unauthenticated, 'Authorization: Bearer <BROADCAST_API_KEY or JWT> required');
-    if (keyMatches(this.config.broadcastApiKey, token)) return;
-    let claims: Claims;
-    try {
-      claims = await this.#verifier.verify(token);
-    } catch (err) {
-      throw new HttpError(401, err instanceof AuthError ? err.reason : ErrorCode.Unauthenticated, 'bad API key or token');
-    }
-    // PROTOCOL.md §9: a user's broadcasts share the per-user budget of its publishes and directs.
-    const ok = await this.registry.takeUserToken(claims.sub, this.config.userRateLimitPerS).catch(() => true);
-    if (!ok) throw new HttpError(429, ErrorCode.RateLimited, `more than USER_RATE_LIMIT_PER_S (${this.config.userRateLimitPerS}) publishes, directs and broadcasts per second for this user`);
-    this.#broadcasters.set(info, claims);
-  }
-
-  async #broadcast(info: RequestInfo): Promise<HttpReply> {
-    const claims = this.#broadcasters.get(info);
-    const body = parseJsonBody(info);
-    const channel = body['channel'];
-    if (!isValidChannel(channel)) throw new HttpError(400, ErrorCode.BadChannel, '"channel" must be a valid channel name');
-    const event = body['event'] ?? 'message';
-    if (typeof event !== 'string' || event.length === 0 || event.length > 200) {
-      throw new HttpError(400, ErrorCode.BadFrame, '"event" must be a string of 1–200 characters');
-    }
-    if (!('data' in body)) throw new HttpError(400, ErrorCode.BadFrame, '"data" is required');
-    if (claims !== undefined && !canPublish(claims, channel)) throw new HttpError(403, ErrorCode.Forbidden, `no publish right on ${channel}`);
-    const coalesce = body['coalesce'];
-    if (coalesce !== undefined && !isValidChannel(coalesce)) {
-      throw new HttpError(400, ErrorCode.BadFrame, '"coalesce" must be 1–200 characters of A-Z a-z 0-9 : _ - . @ /');
-    }
-    const seq = await this.#publishOrLocal(channel, event, JSON.stringify(body['data']), coalesce);
-    this.metrics.count('broadcast', 'in');
-    return { status: 202, body: seq === null ? { channel, seq: null, degraded: true } : { channel, seq } };
   }
 
   async #mintToken(info: RequestInfo): Promise<HttpReply> {
@@ -1634,14 +1570,6 @@ export class EdgeNode {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Constant-time comparison of a configured API key with a presented one. */
-function keyMatches(expected: string | undefined, presented: string | undefined): boolean {
-  if (expected === undefined || presented === undefined) return false;
-  const a = Buffer.from(expected);
-  const b = Buffer.from(presented);
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 export { jobChannel };

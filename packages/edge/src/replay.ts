@@ -1,4 +1,5 @@
 import type { BrokerEvent, HistoryPage } from '@switchyard/broker';
+import { encodeFrame } from '@switchyard/protocol';
 
 /**
  * Replays (`since`, session resume) read history a page at a time, as the client's socket
@@ -197,4 +198,49 @@ export class Replayer {
 
 export function averageFrameBytes(events: readonly BrokerEvent[]): number {
   return events.length === 0 ? 1 : frameBytes(events) / events.length;
+}
+
+/** What a socket-backed replay needs of a connection. */
+export interface ReplaySocket {
+  readonly replay: ReplayGate;
+  readonly ws: { getBufferedAmount(): number; cork(fn: () => void): void; send(frame: string, binary: boolean, compress: boolean): unknown } | undefined;
+  send(frame: string): void;
+}
+
+/**
+ * The rest of a join's replay, after a first page that did not reach `first.seq`: a page
+ * whenever the socket's buffered amount is below `softBytes`. Live events meanwhile wait in the
+ * join buffer (counted against the client's byte bound). If history lost events between two
+ * pages, the client is told `recovered:false`, as for a reset. Returns the last seq sent.
+ */
+export async function replayToSocket(
+  replayer: Replayer,
+  conn: ReplaySocket,
+  channel: string,
+  read: PageReader,
+  alive: () => boolean,
+  last: number,
+  first: HistoryPage,
+  softBytes: number,
+): Promise<number> {
+  const outcome = await replayer.rest(
+    read,
+    {
+      gate: conn.replay,
+      alive,
+      room: () => conn.ws!.getBufferedAmount() < softBytes,
+      send: (events) => {
+        const ws = conn.ws!;
+        ws.cork(() => {
+          for (const e of events) ws.send(e.frame, false, false);
+        });
+      },
+    },
+    last,
+    first.seq,
+    first.epoch,
+    averageFrameBytes(first.events),
+  );
+  if (outcome.gap && alive()) conn.send(encodeFrame({ type: 'subscription_result', channel, success: true, seq: first.seq, epoch: first.epoch, recovered: false }));
+  return outcome.last;
 }
