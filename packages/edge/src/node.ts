@@ -25,7 +25,7 @@ import { SlowLane, coalesceKey } from './coalesce.js';
 import { Admission, takeUserBudget } from './admission.js';
 import { broadcastRoute, keyMatches } from './broadcast.js';
 import { hygieneHeaders, preflightHeaders } from './http-hygiene.js';
-import { ReplayBudget, Replayer, replayToSocket } from './replay.js';
+import { ReplayBudget, Replayer, replayToSocket, rewindSeq } from './replay.js';
 import { newSessionId, type SessionRecord, type SessionStore, type WorkerRegistry } from '@switchyard/sessions';
 import { createClusterParts } from './cluster.js';
 import { createEdgeJobs, registerJobRoutes } from './jobs.js';
@@ -1184,18 +1184,9 @@ export class EdgeNode {
    */
   async #rewind(session: SessionRecord, buffered: number): Promise<void> {
     for (const [channel, position] of Object.entries(session.subscriptions)) {
-      const from = Math.max(0, position.seq - 1000);
-      const page = await this.broker.history(channel, from).catch(() => undefined);
-      if (page === undefined) continue;
-      let bytes = 0;
-      let seq = position.seq;
-      for (let i = page.events.length - 1; i >= 0 && bytes < buffered; i--) {
-        const e = page.events[i]!;
-        if (e.seq > position.seq) continue;
-        bytes += e.frame.length;
-        seq = e.seq - 1;
-      }
-      session.subscriptions[channel] = { seq, epoch: position.epoch };
+      const read = (from: number, limit: number) => this.broker.history(channel, from, limit);
+      const seq = await rewindSeq(read, position.seq, buffered).catch(() => undefined);
+      if (seq !== undefined) session.subscriptions[channel] = { seq, epoch: position.epoch };
     }
   }
 

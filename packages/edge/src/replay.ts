@@ -244,3 +244,32 @@ export async function replayToSocket(
   if (outcome.gap && alive()) conn.send(encodeFrame({ type: 'subscription_result', channel, success: true, seq: first.seq, epoch: first.epoch, recovered: false }));
   return outcome.last;
 }
+
+/** Events read per window when rewinding, and the most looked back (the default history). */
+const REWIND_PAGE_EVENTS = 64;
+const REWIND_MAX_EVENTS = 1000;
+
+/**
+ * Where a session should resume on a channel when `buffered` bytes never reached the client:
+ * `seq` moved back past the newest events whose frames add up to `buffered`. History is read
+ * backwards a window at a time, only as far as needed, so closing a slow client costs about what
+ * it had buffered, not the channel's whole history. Conservative: a resume may repeat an event,
+ * never skip one.
+ */
+export async function rewindSeq(read: PageReader, seq: number, buffered: number): Promise<number> {
+  let bytes = 0;
+  let at = seq;
+  let hi = seq;
+  const floor = Math.max(0, seq - REWIND_MAX_EVENTS);
+  while (hi > floor && bytes < buffered) {
+    const from = Math.max(floor, hi - REWIND_PAGE_EVENTS);
+    const events = (await read(from, hi - from)).events.filter((e) => e.seq <= hi);
+    if (events.length === 0) break;
+    for (let i = events.length - 1; i >= 0 && bytes < buffered; i--) {
+      bytes += events[i]!.frame.length;
+      at = events[i]!.seq - 1;
+    }
+    hi = from;
+  }
+  return at;
+}
