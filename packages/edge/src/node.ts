@@ -1231,8 +1231,9 @@ export class EdgeNode {
       if (!conn.open) continue;
       const buffered = conn.ws!.getBufferedAmount();
       if (this.#overHardLimit(conn, buffered)) continue;
-      if (buffered < soft) conn.replay.drained();
-      // A replay waiting on a client that reads nothing is a client that cannot keep up.
+      // A replay waiting on a client that reads nothing is a client that cannot keep up; with
+      // no replay waiting (or room again) the clock starts over.
+      if (buffered < soft || !conn.replay.waiting) conn.replay.drained();
       const stalled = conn.replay.stalledSince;
       if (stalled !== undefined && now - stalled > this.config.replayStallMs) {
         this.#closeSlow(conn);
