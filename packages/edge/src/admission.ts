@@ -146,3 +146,12 @@ export class Admission {
     else this.#pending--;
   }
 }
+
+/**
+ * Spends one unit of a user's cluster-wide per-second budget (USER_RATE_LIMIT_PER_S), shared by
+ * publishes, directs and JWT broadcasts (and any later transport). Fails open when the registry
+ * cannot answer: a Redis blip must not stop every user.
+ */
+export function takeUserBudget(registry: { takeUserToken(userId: string, perS: number): Promise<boolean> }, userId: string, perS: number): Promise<boolean> {
+  return registry.takeUserToken(userId, perS).catch(() => true);
+}

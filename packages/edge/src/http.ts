@@ -69,15 +69,14 @@ export function writeReply(res: HttpResponse, reply: HttpReply, common: HeaderLi
 }
 
 /**
- * Codes whose answer the contract spells `{"error":"<code>"}` (PROTOCOL.md §9): the code is
- * the `error`, the human text moves to `message`. Other errors keep `{error: text, code}`.
+ * Codes whose answer the contract spells out exactly (PROTOCOL.md §9): `{"error":"<code>"}` and
+ * nothing else. Other errors answer `{"error":"<human text>","code":"<code>"}`.
  */
-const CODE_AS_ERROR = new Set(['bad_json', 'rate_limited', 'too_many_connections']);
+const CONTRACT_BODIES = new Set(['bad_json', 'rate_limited']);
 
 export function errorReply(err: unknown): HttpReply {
   if (err instanceof HttpError) {
-    const body = CODE_AS_ERROR.has(err.code) ? { error: err.code, code: err.code, message: err.message } : { error: err.message, code: err.code };
-    return { status: err.status, body };
+    return { status: err.status, body: CONTRACT_BODIES.has(err.code) ? { error: err.code } : { error: err.message, code: err.code } };
   }
   return { status: 500, body: { error: 'internal error', code: 'internal' } };
 }

@@ -5,7 +5,6 @@ import {
   encodeError,
   encodeFrame,
   encodeLocalEvent,
-  isValidChannel,
   jobChannel,
   parseClientFrame,
   type ClientFrame,
@@ -24,9 +23,10 @@ import { canPublish, canSubscribe } from './permissions.js';
 import { planShed } from './rebalance.js';
 import { SlowLane, coalesceKey } from './coalesce.js';
 import type { JobRecord } from '@switchyard/jobs';
-import { Admission } from './admission.js';
+import { Admission, takeUserBudget } from './admission.js';
+import { broadcastRoute } from './broadcast.js';
 import { hygieneHeaders, preflightHeaders } from './http-hygiene.js';
-import { ReplayBudget, Replayer, averageFrameBytes } from './replay.js';
+import { ReplayBudget, Replayer, replayToSocket, rewindSeq } from './replay.js';
 import { newSessionId, type SessionRecord, type SessionStore, type WorkerRegistry } from '@switchyard/sessions';
 import { createClusterParts } from './cluster.js';
 import { createEdgeJobs, registerJobRoutes } from './jobs.js';
@@ -798,7 +798,7 @@ export class EdgeNode {
       });
       this.metrics.count('subscription_result', 'out');
       if (page !== undefined && Replayer.hasMore(page, last)) {
-        const outcome = await this.#replayRest(conn, channel, readPage, wanted, last, page);
+        const outcome = await replayToSocket(this.#replayer, conn, channel, readPage, wanted, last, page, this.config.coalesceBytes);
         if (!wanted()) {
           this.broker.unsubscribe(channel);
           return;
@@ -842,38 +842,6 @@ export class EdgeNode {
         if (joiners.size === 0 && this.#joiners.get(channel) === joiners) this.#joiners.delete(channel);
       }
     }
-  }
-
-  /**
-   * The rest of a replay whose first page did not reach `first.seq`: paged as the socket
-   * drains (replay.ts). Live events meanwhile wait in the join buffer, counted against the
-   * client's byte bound. Returns the last seq sent.
-   */
-  async #replayRest(conn: Connection, channel: string, read: (from: number, limit: number) => Promise<HistoryPage>, alive: () => boolean, last: number, first: HistoryPage): Promise<number> {
-    const soft = this.config.coalesceBytes;
-    const outcome = await this.#replayer.rest(
-      read,
-      {
-        gate: conn.replay,
-        alive,
-        room: () => conn.ws!.getBufferedAmount() < soft,
-        send: (events) => {
-          const ws = conn.ws!;
-          ws.cork(() => {
-            for (const e of events) ws.send(e.frame, false, false);
-          });
-        },
-      },
-      last,
-      first.seq,
-      first.epoch,
-      averageFrameBytes(first.events),
-    );
-    // History lost events under a slow replay (trimmed meanwhile): say so, as for a reset.
-    if (outcome.gap && alive()) {
-      conn.send(encodeFrame({ type: 'subscription_result', channel, success: true, seq: first.seq, epoch: first.epoch, recovered: false }));
-    }
-    return outcome.last;
   }
 
   /**
@@ -1037,7 +1005,7 @@ export class EdgeNode {
 
   /** The per-user publish/direct budget, shared by every node of the cluster. */
   async #userBudget(conn: Connection, ref: Ref | undefined): Promise<boolean> {
-    const ok = await this.registry.takeUserToken(conn.userId, this.config.userRateLimitPerS).catch(() => true);
+    const ok = await takeUserBudget(this.registry, conn.userId, this.config.userRateLimitPerS);
     if (!ok && conn.open) {
       conn.send(encodeError(ErrorCode.RateLimited, `more than USER_RATE_LIMIT_PER_S (${this.config.userRateLimitPerS}) publishes and directs per second for this user`, ref));
       this.metrics.count('error', 'out');
@@ -1263,18 +1231,9 @@ export class EdgeNode {
    */
   async #rewind(session: SessionRecord, buffered: number): Promise<void> {
     for (const [channel, position] of Object.entries(session.subscriptions)) {
-      const from = Math.max(0, position.seq - 1000);
-      const page = await this.broker.history(channel, from).catch(() => undefined);
-      if (page === undefined) continue;
-      let bytes = 0;
-      let seq = position.seq;
-      for (let i = page.events.length - 1; i >= 0 && bytes < buffered; i--) {
-        const e = page.events[i]!;
-        if (e.seq > position.seq) continue;
-        bytes += e.frame.length;
-        seq = e.seq - 1;
-      }
-      session.subscriptions[channel] = { seq, epoch: position.epoch };
+      const read = (from: number, limit: number) => this.broker.history(channel, from, limit);
+      const seq = await rewindSeq(read, position.seq, buffered).catch(() => undefined);
+      if (seq !== undefined) session.subscriptions[channel] = { seq, epoch: position.epoch };
     }
   }
 
@@ -1319,8 +1278,9 @@ export class EdgeNode {
       if (!conn.open) continue;
       const buffered = conn.ws!.getBufferedAmount();
       if (this.#overHardLimit(conn, buffered)) continue;
-      if (buffered < soft) conn.replay.drained();
-      // A replay waiting on a client that reads nothing is a client that cannot keep up.
+      // A replay waiting on a client that reads nothing is a client that cannot keep up; with
+      // no replay waiting (or room again) the clock starts over.
+      if (buffered < soft || !conn.replay.waiting) conn.replay.drained();
       const stalled = conn.replay.stalledSince;
       if (stalled !== undefined && now - stalled > this.config.replayStallMs) {
         this.#closeSlow(conn);
@@ -1449,7 +1409,15 @@ export class EdgeNode {
       return { status: 200, body, contentType };
     }, common));
     app.get('/stats', route(() => ({ status: 200, body: this.stats() }), common));
-    app.post('/broadcast', route((info) => this.#broadcast(info), common, bodyLimit, (info) => this.#broadcastGate(info)));
+    const broadcast = broadcastRoute({
+      broadcastApiKey: this.config.broadcastApiKey,
+      userRateLimitPerS: this.config.userRateLimitPerS,
+      verifier: this.#verifier,
+      registry: this.registry,
+      publish: (channel, event, dataJson, coalesce) => this.#publishOrLocal(channel, event, dataJson, coalesce),
+      counted: () => this.metrics.count('broadcast', 'in'),
+    });
+    app.post('/broadcast', route(broadcast.handler, common, bodyLimit, broadcast.gate));
     app.post('/auth/token', route((info) => this.#mintToken(info), common, bodyLimit));
     registerConsoleRoutes(app, { config: this.config, registry: this.registry, broker: this.broker, jobs: this.#jobs, sampler: this.#sampler, log: this.log }, common);
     app.get('/presence/*', route((info) => this.#presence.http(info), common));
@@ -1540,45 +1508,6 @@ export class EdgeNode {
       messages_out: this.metrics.messagesOut,
       uptime_s: Math.round((Date.now() - this.#startedAt) / 1000),
     };
-  }
-
-  /** Who may broadcast, decided before the body is read; with a user's JWT, that user's budget. */
-  readonly #broadcasters = new WeakMap<RequestInfo, Claims>();
-
-  async #broadcastGate(info: RequestInfo): Promise<void> {
-    const token = bearer(info.authorization);
-    if (token === undefined) throw new HttpError(401, ErrorCode.Unauthenticated, 'Authorization: Bearer <BROADCAST_API_KEY or JWT> required');
-    if (keyMatches(this.config.broadcastApiKey, token)) return;
-    let claims: Claims;
-    try {
-      claims = await this.#verifier.verify(token);
-    } catch (err) {
-      throw new HttpError(401, err instanceof AuthError ? err.reason : ErrorCode.Unauthenticated, 'bad API key or token');
-    }
-    // PROTOCOL.md §9: a user's broadcasts share the per-user budget of its publishes and directs.
-    const ok = await this.registry.takeUserToken(claims.sub, this.config.userRateLimitPerS).catch(() => true);
-    if (!ok) throw new HttpError(429, ErrorCode.RateLimited, `more than USER_RATE_LIMIT_PER_S (${this.config.userRateLimitPerS}) publishes, directs and broadcasts per second for this user`);
-    this.#broadcasters.set(info, claims);
-  }
-
-  async #broadcast(info: RequestInfo): Promise<HttpReply> {
-    const claims = this.#broadcasters.get(info);
-    const body = parseJsonBody(info);
-    const channel = body['channel'];
-    if (!isValidChannel(channel)) throw new HttpError(400, ErrorCode.BadChannel, '"channel" must be a valid channel name');
-    const event = body['event'] ?? 'message';
-    if (typeof event !== 'string' || event.length === 0 || event.length > 200) {
-      throw new HttpError(400, ErrorCode.BadFrame, '"event" must be a string of 1–200 characters');
-    }
-    if (!('data' in body)) throw new HttpError(400, ErrorCode.BadFrame, '"data" is required');
-    if (claims !== undefined && !canPublish(claims, channel)) throw new HttpError(403, ErrorCode.Forbidden, `no publish right on ${channel}`);
-    const coalesce = body['coalesce'];
-    if (coalesce !== undefined && !isValidChannel(coalesce)) {
-      throw new HttpError(400, ErrorCode.BadFrame, '"coalesce" must be 1–200 characters of A-Z a-z 0-9 : _ - . @ /');
-    }
-    const seq = await this.#publishOrLocal(channel, event, JSON.stringify(body['data']), coalesce);
-    this.metrics.count('broadcast', 'in');
-    return { status: 202, body: seq === null ? { channel, seq: null, degraded: true } : { channel, seq } };
   }
 
   async #mintToken(info: RequestInfo): Promise<HttpReply> {

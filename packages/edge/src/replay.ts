@@ -1,4 +1,5 @@
 import type { BrokerEvent, HistoryPage } from '@switchyard/broker';
+import { encodeFrame } from '@switchyard/protocol';
 
 /**
  * Replays (`since`, session resume) read history a page at a time, as the client's socket
@@ -197,4 +198,78 @@ export class Replayer {
 
 export function averageFrameBytes(events: readonly BrokerEvent[]): number {
   return events.length === 0 ? 1 : frameBytes(events) / events.length;
+}
+
+/** What a socket-backed replay needs of a connection. */
+export interface ReplaySocket {
+  readonly replay: ReplayGate;
+  readonly ws: { getBufferedAmount(): number; cork(fn: () => void): void; send(frame: string, binary: boolean, compress: boolean): unknown } | undefined;
+  send(frame: string): void;
+}
+
+/**
+ * The rest of a join's replay, after a first page that did not reach `first.seq`: a page
+ * whenever the socket's buffered amount is below `softBytes`. Live events meanwhile wait in the
+ * join buffer (counted against the client's byte bound). If history lost events between two
+ * pages, the client is told `recovered:false`, as for a reset. Returns the last seq sent.
+ */
+export async function replayToSocket(
+  replayer: Replayer,
+  conn: ReplaySocket,
+  channel: string,
+  read: PageReader,
+  alive: () => boolean,
+  last: number,
+  first: HistoryPage,
+  softBytes: number,
+): Promise<number> {
+  const outcome = await replayer.rest(
+    read,
+    {
+      gate: conn.replay,
+      alive,
+      room: () => conn.ws!.getBufferedAmount() < softBytes,
+      send: (events) => {
+        const ws = conn.ws!;
+        ws.cork(() => {
+          for (const e of events) ws.send(e.frame, false, false);
+        });
+      },
+    },
+    last,
+    first.seq,
+    first.epoch,
+    averageFrameBytes(first.events),
+  );
+  if (outcome.gap && alive()) conn.send(encodeFrame({ type: 'subscription_result', channel, success: true, seq: first.seq, epoch: first.epoch, recovered: false }));
+  return outcome.last;
+}
+
+/** Events read per window when rewinding, and the most looked back (the default history). */
+const REWIND_PAGE_EVENTS = 64;
+const REWIND_MAX_EVENTS = 1000;
+
+/**
+ * Where a session should resume on a channel when `buffered` bytes never reached the client:
+ * `seq` moved back past the newest events whose frames add up to `buffered`. History is read
+ * backwards a window at a time, only as far as needed, so closing a slow client costs about what
+ * it had buffered, not the channel's whole history. Conservative: a resume may repeat an event,
+ * never skip one.
+ */
+export async function rewindSeq(read: PageReader, seq: number, buffered: number): Promise<number> {
+  let bytes = 0;
+  let at = seq;
+  let hi = seq;
+  const floor = Math.max(0, seq - REWIND_MAX_EVENTS);
+  while (hi > floor && bytes < buffered) {
+    const from = Math.max(floor, hi - REWIND_PAGE_EVENTS);
+    const events = (await read(from, hi - from)).events.filter((e) => e.seq <= hi);
+    if (events.length === 0) break;
+    for (let i = events.length - 1; i >= 0 && bytes < buffered; i--) {
+      bytes += events[i]!.frame.length;
+      at = events[i]!.seq - 1;
+    }
+    hi = from;
+  }
+  return at;
 }

@@ -1,6 +1,6 @@
 import type { BrokerEvent, HistoryPage } from '@switchyard/broker';
 import { describe, expect, it } from 'vitest';
-import { FIRST_PAGE_EVENTS, ReplayBudget, ReplayGate, Replayer } from '../src/replay.js';
+import { FIRST_PAGE_EVENTS, ReplayBudget, ReplayGate, Replayer, rewindSeq } from '../src/replay.js';
 
 function history(n: number, bytes = 100): (since: number, limit: number) => Promise<HistoryPage> {
   const events: BrokerEvent[] = Array.from({ length: n }, (_, i) => ({ channel: 'c', seq: i + 1, frame: 'x'.repeat(bytes), publishedAt: 0 }));
@@ -57,5 +57,19 @@ describe('Replayer', () => {
     gate.wake();
     expect(await done).toEqual({ last: 8, complete: false, gap: false });
     expect(sent).toEqual([]);
+  });
+});
+
+describe('rewindSeq', () => {
+  it('moves back past the newest events covering what was buffered, reading only that far', async () => {
+    const reads: [number, number][] = [];
+    const base = history(1000, 100);
+    const read = (since: number, limit: number) => (reads.push([since, limit]), base(since, limit));
+    expect(await rewindSeq(read, 900, 250)).toBe(897);
+    expect(reads).toEqual([[836, 64]]);
+    expect(await rewindSeq(read, 900, 0)).toBe(900);
+    // Far back: several windows, never past 1000 events.
+    expect(await rewindSeq(read, 1000, 10_000)).toBe(900);
+    expect(await rewindSeq(read, 1000, 1e9)).toBe(0);
   });
 });
