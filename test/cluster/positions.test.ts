@@ -24,6 +24,7 @@ async function takeEvents(client: TestClient, channel: string, count: number, ti
 
 /** Waits until no further event of `channel` arrives within `quietMs`, then returns all its unread events. */
 async function settledEvents(client: TestClient, channel: string, quietMs = 300): Promise<Frame[]> {
+  // sleep-ok: a quiet window after the exact events arrived, to catch a duplicate that would follow them
   await new Promise((r) => setTimeout(r, quietMs));
   return client.unread().filter((f) => f.type === 'event' && f['channel'] === channel);
 }

@@ -84,6 +84,7 @@ describe('hostile clients on Redis', () => {
               client.send({ type: 'subscribe', channel: 'history', since: 0 });
               client.send({ type: 'unsubscribe', channel: 'history' });
             }
+            // sleep-ok: the hostile pattern's own pacing (bursts per second), not a wait for a condition
             await new Promise((r) => setTimeout(r, 1000));
           }
           // Pattern 2 until the node drops the client.

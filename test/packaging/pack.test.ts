@@ -67,6 +67,7 @@ function start(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv)
       const deadline = Date.now() + 45_000;
       while (alive()) {
         if (Date.now() > deadline) process.kill(group, 'SIGKILL');
+        // sleep-ok: the poll interval of a bounded wait for the process group to exit
         await new Promise((r) => setTimeout(r, 100));
       }
     },

@@ -25,6 +25,7 @@ async function render(node: ReactNode): Promise<Root> {
 
 /** Lets sockets, frames and the provider's deferred close run, inside act. */
 async function settle(ms = 30): Promise<void> {
+  // sleep-ok: lets React effects and the provider's deferred close run inside act; tests then assert on state
   await act(async () => new Promise((r) => setTimeout(r, ms)));
 }
 

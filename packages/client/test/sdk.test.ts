@@ -19,6 +19,7 @@ async function until<T>(probe: () => T | undefined, what: string, timeoutMs = 5_
     const v = probe();
     if (v !== undefined && v !== false) return v;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    // sleep-ok: the poll interval of a bounded wait on a condition
     await new Promise((r) => setTimeout(r, 5));
   }
 }

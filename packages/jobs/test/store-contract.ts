@@ -27,6 +27,7 @@ export function jobStoreContract(make: () => JobStore): void {
     const ids = [fresh('recent-a'), fresh('recent-b'), fresh('recent-c')];
     for (const id of ids) {
       await store.create(job(id, { sample_id: id }), 'alice');
+      // sleep-ok: distinct update timestamps, so the order "newest change first" is defined
       await sleep(5);
     }
     // The first one changes last: it becomes the newest.
