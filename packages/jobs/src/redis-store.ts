@@ -68,8 +68,10 @@ end
 local function announce(i)
   if i <= k then emit(ARGV[8 + i]) end
 end
-local function suffix(event, data, iso)
-  return ',"event":' .. cjson.encode(event) .. ',"data":' .. cjson.encode(data) .. ',"timestamp":"' .. iso .. '"}'
+-- data_json is built field by field with json_string, in the order the TypeScript side writes it
+-- (announcementJson), so a frame made here equals the one the TypeScript encoder makes.
+local function suffix(event, data_json, iso)
+  return ',"event":' .. json_string(event) .. ',"data":' .. data_json .. ',"timestamp":"' .. iso .. '"}'
 end`;
 
 /** A: ttl, field, value, ... Suffix 1: job.queued. → 1 created, 0 taken. */
@@ -202,7 +204,7 @@ if h[3] == 'running' then
   if lease > now then return {'alive', tostring(lease)} end
   if h[12] == '1' then
     redis.call('HSET', KEYS[1], 'final', 'cancelled', 'state', 'cancelled', 'finished_at', A[2], 'updated_at', A[2], 'lease_until', '0')
-    emit(suffix('job.cancelled', {job_id = h[1]}, A[2]))
+    emit(suffix('job.cancelled', '{"job_id":' .. json_string(h[1]) .. '}', A[2]))
     redis.call('EXPIRE', KEYS[1], A[4])
     return {'cancelled'}
   end
@@ -214,7 +216,9 @@ if h[3] == 'running' then
   redis.call('HSET', KEYS[1], 'state', 'stalled', 'lease_until', '0', 'reaper', A[1], 'reap_until', tostring(reap_until),
     'stall_decision', decision, 'error', err, 'class', 'stalled', 'updated_at', A[2])
   redis.call('HINCRBY', KEYS[1], 'stalls', 1)
-  emit(suffix('job.stalled', {job_id = h[1], attempt = attempts, runner = runner, error = err, will_retry = decision == 'retry', max_retries = max_retries}, A[2]))
+  emit(suffix('job.stalled', '{"job_id":' .. json_string(h[1]) .. ',"attempt":' .. string.format('%d', attempts)
+    .. ',"runner":' .. json_string(runner) .. ',"error":' .. json_string(err) .. ',"will_retry":' .. tostring(decision == 'retry')
+    .. ',"max_retries":' .. string.format('%d', max_retries) .. '}', A[2]))
   redis.call('EXPIRE', KEYS[1], A[4])
   return {'stalled', decision, tostring(attempts), runner, err, h[11] or '', '0', tostring(reap_until)}
 end
