@@ -7,10 +7,10 @@ import { defineLua, luaSource } from './lua.js';
  */
 
 /**
- * `sy_publish(meta, hist, prefix, suffix, new_epoch, size, ttl, pubsub, now, sharded)`, for a
+ * `json_string(s)` and `sy_publish(meta, hist, prefix, suffix, new_epoch, size, ttl, pubsub, now, sharded)`, for a
  * script of another package to prepend and publish in the same atomic step as its own writes.
  */
-export const PUBLISH_FUNCTION_LUA = luaSource(import.meta.url, './lua/publish-fn.lua');
+export const PUBLISH_FUNCTION_LUA = luaSource(import.meta.url, './lua/json.lua', './lua/publish-fn.lua');
 
 export const publishScript = defineLua({
   name: 'syPublish',

@@ -1,6 +1,6 @@
 -- sy_publish: the publish step as a function, so that a script of another package can publish
 -- an event in the same atomic step as its own writes (a job's transition and the event that
--- announces it: @switchyard/jobs). Prepended to each script that publishes.
+-- announces it: @switchyard/jobs). Prepended to each script that publishes (after json.lua).
 --   meta       hash: e = epoch, s = latest seq
 --   hist       list of frames, oldest first, contiguous seqs ending at s
 --   prefix     the frame up to its seq (eventPrefix)
@@ -12,16 +12,6 @@
 --   now        ms, passed on to subscribers
 --   sharded    '1': SPUBLISH (Redis Cluster), else PUBLISH
 -- Returns seq, epoch.
---
--- json_string(s): s as a JSON string, byte for byte what JSON.stringify writes, for frames built
--- in Lua (cjson.encode writes '/' as '\/' and DEL as \u007f, and orders a table's keys at random).
-local JSON_ESCAPES = {['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\t'] = '\\t', ['\n'] = '\\n', ['\f'] = '\\f', ['\r'] = '\\r'}
-local function json_string(s)
-  return '"' .. string.gsub(s, '[%c"\\]', function(c)
-    if c == '\127' then return c end
-    return JSON_ESCAPES[c] or string.format('\\u%04x', string.byte(c))
-  end) .. '"'
-end
 
 local function sy_publish(meta, hist, prefix, suffix, new_epoch, size, ttl, pubsub, now, sharded)
   local epoch = redis.call('HGET', meta, 'e')
