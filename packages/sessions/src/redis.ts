@@ -1,3 +1,4 @@
+import { defineLua, luaSource } from '@switchyard/broker';
 import type { Cluster, Redis } from 'ioredis';
 import type { SessionPosition, SessionRecord, SessionStore, WorkerInfo, WorkerRegistry } from './types.js';
 
@@ -112,28 +113,16 @@ const BUDGET_SYNC_MS = 50;
 const MAX_TRACKED_BUDGETS = 100_000;
 
 /**
- * KEYS: the user's presence hash (connection → node). ARGV: max, connection, node, ttl s,
- * then every live node. Counts the user's connections on live nodes (those of dead nodes
- * do not count) and adds this one only if the count is below max: check and insert are one
- * atomic step, so two nodes admitting the same user at once cannot both pass.
+ * Counts the user's connections on live nodes (those of dead nodes do not count) and adds this
+ * one only if the count is below the maximum, in one atomic step: lua/admit.lua.
  */
-const ADMIT_LUA = `
-local alive = {}
-for i = 5, #ARGV do alive[ARGV[i]] = true end
-local entries = redis.call('HGETALL', KEYS[1])
-local n = 0
-for i = 1, #entries, 2 do
-  if alive[entries[i + 1]] then n = n + 1 end
-end
-if n >= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return 1
-`;
+const admitScript = defineLua({
+  name: 'syAdmit',
+  lua: luaSource(import.meta.url, './lua/admit.lua'),
+  keys: ['userKey'],
+  args: ['maxConnections', 'connection', 'node', 'ttlS'],
+});
 
-interface AdmitClient {
-  syAdmit(key: string, ...args: (string | number)[]): Promise<number>;
-}
 /** A node is gone after this many missed heartbeats. */
 const HEARTBEATS_TO_EXPIRE = 3;
 const POSITION_FLUSH_MS = 100;
@@ -159,7 +148,7 @@ export class RedisRegistry implements WorkerRegistry {
 
   constructor(client: Client, options: RedisRegistryOptions) {
     this.#client = client;
-    client.defineCommand('syAdmit', { numberOfKeys: 1, lua: ADMIT_LUA });
+    admitScript.define(client);
     this.#id = options.workerId;
     this.#hbMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     this.#retainS = options.retainS;
@@ -258,14 +247,7 @@ export class RedisRegistry implements WorkerRegistry {
     const holders = new Set(Object.values(await this.#client.hgetall(userKey)));
     const alive = new Set([this.#id]);
     for (const node of holders) if (await this.checkAlive(node)) alive.add(node);
-    const ok = await (this.#client as unknown as AdmitClient).syAdmit(
-      userKey,
-      max,
-      connectionId,
-      this.#id,
-      this.#retainS,
-      ...alive,
-    );
+    const ok = await admitScript.call<number>(this.#client, { userKey, maxConnections: max, connection: connectionId, node: this.#id, ttlS: this.#retainS }, [...alive]);
     if (Number(ok) !== 1) return false;
     await this.#client.set(`${this.#p}:conn:${connectionId}`, this.#id, 'EX', this.#retainS);
     return true;
