@@ -135,7 +135,7 @@ export class RedisBroker implements Broker {
       publishScript.define(client);
       historyScript.define(client);
       // ioredis prints unhandled 'error' events to the console; route them to our logger once.
-      client.on('error', (err: Error) => this.#log.debug({ err: err.message }, 'redis connection error'));
+      client.on('error', (err: Error) => this.#log.debug({ err }, 'redis connection error'));
     }
     this.#sub.on(this.#sharded ? 'smessageBuffer' : 'messageBuffer', (channel: Buffer, message: Buffer) => this.#onMessage(channel, message));
     if (options.nodeId !== undefined) {
@@ -194,7 +194,7 @@ export class RedisBroker implements Broker {
         await this.#subscribeRaw(name);
         return;
       } catch (err) {
-        if (attempt % 10 === 0) this.#log.warn({ err: (err as Error).message }, 'inbox subscribe failed; retrying');
+        if (attempt % 10 === 0) this.#log.warn({ err }, 'inbox subscribe failed; retrying');
         await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 2000)));
       }
     }
@@ -365,7 +365,7 @@ export class RedisBroker implements Broker {
       if (st.refs > 0 || this.#channels.get(channel) !== st) return;
       this.#channels.delete(channel);
       const pubsub = this.#keys(channel)[2];
-      this.#unsubscribeRaw(pubsub).catch((err: Error) => this.#log.debug({ err: err.message, channel }, 'unsubscribe failed'));
+      this.#unsubscribeRaw(pubsub).catch((err: Error) => this.#log.debug({ err, channel }, 'unsubscribe failed'));
     }, UNSUBSCRIBE_DELAY_MS);
     st.unsubscribeTimer.unref();
   }
@@ -501,7 +501,7 @@ export class RedisBroker implements Broker {
         }
       }
     } catch (err) {
-      this.#log.warn({ err: (err as Error).message, channel }, 'history catch-up failed');
+      this.#log.warn({ err, channel }, 'history catch-up failed');
     } finally {
       st.filling = false;
       const pending = st.pending.splice(0);

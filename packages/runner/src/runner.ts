@@ -189,7 +189,7 @@ export class Runner {
   }
 
   #track(p: Promise<void>): void {
-    const tracked = p.catch((err: unknown) => this.#log.error({ err: (err as Error).message, stack: (err as Error).stack }, 'job task failed unexpectedly'));
+    const tracked = p.catch((err: unknown) => this.#log.error({ err }, 'job task failed unexpectedly'));
     this.#inFlight.add(tracked);
     void tracked.finally(() => this.#inFlight.delete(tracked));
   }
@@ -254,7 +254,7 @@ export class Runner {
             if (this.#stopping) return;
             reaped = true;
             this.#log.info({ job_id: task.jobId, runner: outcome.runner }, 'job held by a runner whose lease lapsed: reaping it');
-            await this.#reaper.reap(task.jobId).catch((err: unknown) => this.#log.warn({ job_id: task.jobId, err: (err as Error).message }, 'reaping failed'));
+            await this.#reaper.reap(task.jobId).catch((err: unknown) => this.#log.warn({ job_id: task.jobId, err }, 'reaping failed'));
             break;
           case 'leased': {
             // Another runner is running it (we got it in a rebalance): wait, without a slot,
@@ -297,7 +297,7 @@ export class Runner {
         });
       } catch (err) {
         if (!(err instanceof JobError)) throw err;
-        this.#log.warn({ job_id: task.jobId, err: err.message }, 'claim failed; retrying');
+        this.#log.warn({ job_id: task.jobId, err }, 'claim failed; retrying');
         await this.#sleep(task, STORE_RETRY_MS);
         if (this.#stopping) return undefined;
       }
@@ -320,7 +320,7 @@ export class Runner {
         await this.#d.store.progress(jobId, p, { runner: runnerId, announce: { event: JobEvent.Progress, data: p } });
         m.count('progress');
       } catch (err) {
-        this.#log.debug({ job_id: jobId, err: (err as Error).message }, 'progress not recorded');
+        this.#log.debug({ job_id: jobId, err }, 'progress not recorded');
       }
     });
     const env: Record<string, string> = { JOB_ID: jobId, JOB_ATTEMPT: String(attemptNo) };
@@ -355,7 +355,7 @@ export class Runner {
             run.stop('lost');
           } else if (!r.held) this.#log.warn({ job_id: jobId }, 'lease not renewed: the job has no status record (Redis lost its data?)');
         },
-        (err: unknown) => this.#log.warn({ job_id: jobId, err: (err as Error).message }, 'lease renewal failed'),
+        (err: unknown) => this.#log.warn({ job_id: jobId, err }, 'lease renewal failed'),
       );
     }, leaseMs / 3);
 
@@ -488,7 +488,7 @@ export class Runner {
         return true;
       } catch (err) {
         if (i >= PRODUCE_TRIES || this.#stopping) {
-          this.#log.error({ job_id: jobId, err: (err as Error).message }, `${what} could not be produced; the job stays unacked and comes back`);
+          this.#log.error({ job_id: jobId, err }, `${what} could not be produced; the job stays unacked and comes back`);
           return false;
         }
         await new Promise((r) => setTimeout(r, PRODUCE_RETRY_MS * i));
@@ -503,7 +503,7 @@ export class Runner {
         return await write();
       } catch (err) {
         if (!(err instanceof JobError)) throw err;
-        this.#log.warn({ job_id: task.jobId, err: err.message }, 'status store unreachable; retrying');
+        this.#log.warn({ job_id: task.jobId, err }, 'status store unreachable; retrying');
         if (this.#stopping) return undefined;
         await this.#sleep(task, STORE_RETRY_MS);
       }
@@ -565,7 +565,7 @@ export class Runner {
 /** Logs a status write that failed; the caller goes on (the lease lapses and a reaper steps in). */
 function warnStore(log: JobLogger, jobId: string): (err: unknown) => undefined {
   return (err) => {
-    log.warn({ job_id: jobId, err: (err as Error).message }, 'job status not recorded (Redis unreachable?)');
+    log.warn({ job_id: jobId, err }, 'job status not recorded (Redis unreachable?)');
     return undefined;
   };
 }

@@ -85,7 +85,7 @@ export class RedisSessionStore implements SessionStore {
       await this.#client.zremrangebyscore(this.#index, '-inf', now);
       this.#count = await this.#client.zcount(this.#index, now, '+inf');
     } catch (err) {
-      this.#log.warn({ err: (err as Error).message }, 'session count refresh failed');
+      this.#log.warn({ err }, 'session count refresh failed');
     }
   }
 
@@ -158,8 +158,8 @@ export class RedisRegistry implements WorkerRegistry {
 
   async start(self: () => WorkerInfo): Promise<void> {
     this.#self = self;
-    await this.#beat().catch((err: Error) => this.#log.warn({ err: err.message }, 'first heartbeat failed'));
-    this.#timer = setInterval(() => void this.#beat().catch((err: Error) => this.#log.warn({ err: err.message }, 'heartbeat failed')), this.#hbMs);
+    await this.#beat().catch((err: Error) => this.#log.warn({ err }, 'first heartbeat failed'));
+    this.#timer = setInterval(() => void this.#beat().catch((err: Error) => this.#log.warn({ err }, 'heartbeat failed')), this.#hbMs);
     this.#flushTimer = setInterval(() => void this.#flush(), POSITION_FLUSH_MS);
   }
 
@@ -313,7 +313,7 @@ export class RedisRegistry implements WorkerRegistry {
 
   removeConnection(connectionId: string, userId: string): void {
     Promise.all([this.#client.del(`${this.#p}:conn:${connectionId}`), this.#client.hdel(`${this.#p}:user:{${userId}}`, connectionId)]).catch(
-      (err: Error) => this.#log.warn({ err: err.message }, 'presence delete failed'),
+      (err: Error) => this.#log.warn({ err }, 'presence delete failed'),
     );
   }
 
@@ -331,7 +331,7 @@ export class RedisRegistry implements WorkerRegistry {
       await this.#client.hset(key, ...fields);
       await this.#client.expire(key, this.#retainS);
     } catch (err) {
-      this.#log.warn({ err: (err as Error).message }, 'position flush failed');
+      this.#log.warn({ err }, 'position flush failed');
     }
   }
 
@@ -351,7 +351,7 @@ export class RedisRegistry implements WorkerRegistry {
     clearInterval(this.#timer);
     await this.#flush();
     await Promise.all([this.#client.zrem(`${this.#p}:workers`, this.#id), this.#client.hdel(`${this.#p}:workers:info`, this.#id)]).catch(
-      (err: Error) => this.#log.warn({ err: err.message }, 'leaving the registry failed'),
+      (err: Error) => this.#log.warn({ err }, 'leaving the registry failed'),
     );
   }
 
