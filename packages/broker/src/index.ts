@@ -1,5 +1,7 @@
 export type {
   Broker,
+  ChannelLog,
+  NodeBus,
   BrokerEvent,
   BrokerHealth,
   BrokerListener,
