@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { SwitchyardError } from '@switchyard/protocol';
 import type { Cluster, Redis } from 'ioredis';
 
 type Client = Redis | Cluster;
@@ -51,7 +52,7 @@ export function defineLua<K extends string, A extends string>(spec: {
     const have = boundSlots(lua, slot);
     const expected = want.map(snake);
     if (have.length !== expected.length || have.some((n, i) => n !== expected[i])) {
-      throw new Error(`lua script ${name}: header binds ${slot} as [${have.join(', ')}], caller names [${expected.join(', ')}]`);
+      throw new SwitchyardError('lua_script_mismatch', `lua script ${name}: header binds ${slot} as [${have.join(', ')}], caller names [${expected.join(', ')}]`);
     }
   }
   return {
@@ -64,7 +65,7 @@ export function defineLua<K extends string, A extends string>(spec: {
     },
     call<R>(client: Client, params: Readonly<Record<K | A, Value>>, rest: readonly Value[] = []): Promise<R> {
       const fn = (client as unknown as Record<string, (...a: Value[]) => Promise<R>>)[name];
-      if (typeof fn !== 'function') throw new Error(`lua script ${name} is not defined on this client`);
+      if (typeof fn !== 'function') throw new SwitchyardError('lua_script_undefined', `lua script ${name} is not defined on this client (call define first)`);
       return fn.call(client, ...keys.map((k) => params[k]), ...args.map((a) => params[a]), ...rest);
     },
   };
