@@ -6,7 +6,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['packages/*/test/**/*.test.ts'],
+          include: ['packages/*/test/**/*.test.ts', 'test/meta/**/*.test.ts'],
           sequence: { groupOrder: 0 },
           testTimeout: 10_000,
         },
@@ -15,6 +15,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/**/*.test.ts'],
+          exclude: ['test/meta/**'],
           sequence: { groupOrder: 1 },
           globalSetup: ['test/harness/global-setup.ts'],
           // Each file starts its own processes on free ports; two at a time suits a 2-core machine.

@@ -4,7 +4,7 @@
 // runs, and LICENSE beside each package.json. Plain JavaScript so a Docker build stage
 // needs nothing but the dev dependencies.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -60,6 +60,15 @@ export async function build({ clean = false } = {}) {
   }
 
   copyFileSync(join(ROOT, 'examples', 'pipeline', 'demo-pipeline.mjs'), join(ROOT, 'packages', 'cli', 'dist', 'demo-pipeline.mjs'));
+  // Lua scripts are read at run time next to the module that loads them (src/lua/*.lua beside
+  // src/*.ts, so dist/lua/*.lua beside dist/*.js): tsc does not copy them.
+  for (const p of PUBLISHED) {
+    const lua = join(ROOT, 'packages', p, 'src', 'lua');
+    if (!existsSync(lua)) continue;
+    const out = join(ROOT, 'packages', p, 'dist', 'lua');
+    mkdirSync(out, { recursive: true });
+    for (const f of readdirSync(lua).filter((n) => n.endsWith('.lua'))) copyFileSync(join(lua, f), join(out, f));
+  }
   for (const p of PUBLISHED) copyFileSync(join(ROOT, 'LICENSE'), join(ROOT, 'packages', p, 'LICENSE'));
   return readdirSync(join(ROOT, 'packages', 'cli', 'dist')).length;
 }

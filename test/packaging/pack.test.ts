@@ -165,7 +165,7 @@ describe('the packages, packed and installed outside the workspace', () => {
       const files = run('tar', ['tzf', tarball], work, 30_000).stdout.trim().split('\n');
       const manifest = JSON.parse(run('tar', ['xzOf', tarball, 'package/package.json'], work, 30_000).stdout) as Record<string, any>;
       const name = manifest['name'] as string;
-      for (const f of files) expect(f, `${name}: ${f}`).toMatch(/^package\/(dist\/.+\.(js|cjs|mjs|d\.ts|d\.cts)|bin\/switchyard\.mjs|native\/loadgen\.c|console\/(index\.html|app\.js|app\.css)|package\.json|README\.md|LICENSE)$/);
+      for (const f of files) expect(f, `${name}: ${f}`).toMatch(/^package\/(dist\/.+\.(js|cjs|mjs|d\.ts|d\.cts)|dist\/lua\/[a-z0-9-]+\.lua|bin\/switchyard\.mjs|native\/loadgen\.c|console\/(index\.html|app\.js|app\.css)|package\.json|README\.md|LICENSE)$/);
       expect(files.some((f) => f.includes('/src/') || f.includes('/test/'))).toBe(false);
       expect(files, name).toContain('package/LICENSE');
       expect(files, name).toContain('package/README.md');

@@ -69,22 +69,14 @@ export type SignalListener = (channel: string, frame: string) => void;
  */
 export type ResetListener = (channel: string, position: ChannelPosition) => void;
 
-export interface Broker {
-  readonly kind: 'memory' | 'redis';
+/**
+ * Storage concern 1, pub/sub + history: each channel's seqs, its bounded history and the
+ * fan-out of its events to the nodes subscribed to it.
+ */
+export interface ChannelLog {
   /** The one sink for events of channels this node is subscribed to. */
   setListener(listener: BrokerListener): void;
   onReset(listener: ResetListener): void;
-  /** Sends a small control message (a direct message) to one node's inbox. */
-  sendToNode(nodeId: string, payload: string): Promise<void>;
-  /** The sink for this node's inbox. */
-  onNodeMessage(listener: (payload: string) => void): void;
-  /**
-   * The sink for frames sent to a channel's subscribers without a seq (presence `join`/`leave`):
-   * never in history, never checked against seqs. Only for channels this node is subscribed to.
-   */
-  onSignal(listener: SignalListener): void;
-  /** Sends such a frame to every node subscribed to `channel`. */
-  signal(channel: string, frame: string): Promise<void>;
   /** Assigns the next seq, stores the event in history and fans it out to every interested node. */
   publish(request: PublishRequest): Promise<BrokerEvent>;
   /** Reference-counted: the node receives the channel while at least one local subscriber wants it. */
@@ -102,6 +94,25 @@ export interface Broker {
    * page: the rest is read with `since` = the last seq of this one).
    */
   history(channel: string, since: number, limit?: number): Promise<HistoryPage>;
+  /**
+   * The sink for frames sent to a channel's subscribers without a seq (presence `join`/`leave`):
+   * never in history, never checked against seqs. Only for channels this node is subscribed to.
+   */
+  onSignal(listener: SignalListener): void;
+  /** Sends such a frame to every node subscribed to `channel`. */
+  signal(channel: string, frame: string): Promise<void>;
+}
+
+/** Storage concern 2, the node bus: small control messages to one node's inbox (direct messages). */
+export interface NodeBus {
+  sendToNode(nodeId: string, payload: string): Promise<void>;
+  /** The sink for this node's inbox. */
+  onNodeMessage(listener: (payload: string) => void): void;
+}
+
+/** The broker: a channel log and a node bus over one backing store (memory, or Redis). */
+export interface Broker extends ChannelLog, NodeBus {
+  readonly kind: 'memory' | 'redis';
   health(): BrokerHealth;
   /** Resolves once the backing store is reachable; rejects after `timeoutMs`. */
   ready(timeoutMs?: number): Promise<void>;

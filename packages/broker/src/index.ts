@@ -1,5 +1,7 @@
 export type {
   Broker,
+  ChannelLog,
+  NodeBus,
   BrokerEvent,
   BrokerHealth,
   BrokerListener,
@@ -21,3 +23,5 @@ export { RedisBroker } from './redis.js';
 export type { RedisBrokerOptions, BrokerLogger } from './redis.js';
 export { BrokerUnavailableError } from './errors.js';
 export { PUBLISH_FUNCTION_LUA } from './scripts.js';
+export { defineLua, luaSource } from './lua.js';
+export type { LuaScript } from './lua.js';

@@ -26,6 +26,10 @@ export interface PresenceSnapshot {
 /** Hands a `join`/`leave` frame to the channel's subscribers on this node. */
 export type PresenceSignal = (channel: string, frame: string) => void;
 
+/**
+ * Storage concern 6, presence: who is in a channel, cluster-wide, counted per node so that a
+ * node that dies is taken back out; `join`/`leave` go out when a user's total crosses zero.
+ */
 export interface PresenceStore {
   /**
    * `n` more connections of `userId` on this node in `channel`. `fresh`: this node had no one

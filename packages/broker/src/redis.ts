@@ -17,7 +17,7 @@ import {
 } from './broker.js';
 import { BrokerUnavailableError } from './errors.js';
 import { newEpoch } from './memory.js';
-import { HISTORY_LUA, PUBLISH_LUA } from './scripts.js';
+import { historyScript, publishScript } from './scripts.js';
 
 /** Seconds a command may wait for Redis before it fails (and the caller degrades). */
 const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
@@ -70,11 +70,6 @@ type Client = Redis | Cluster;
 interface Deferred {
   resolve(value: unknown): void;
   reject(err: unknown): void;
-}
-
-interface ScriptClient {
-  syPublish(meta: string, hist: string, ...args: (string | number)[]): Promise<[number, string]>;
-  syHistory(meta: string, hist: string, ...args: (string | number)[]): Promise<[number, string, number, string[]]>;
 }
 
 const NOOP_LOGGER: BrokerLogger = { warn() {}, info() {}, debug() {} };
@@ -137,10 +132,10 @@ export class RedisBroker implements Broker {
       this.#sub = new Redis(url, { ...base, commandTimeout: undefined, maxRetriesPerRequest: null, enableOfflineQueue: true });
     }
     for (const client of [this.#cmd, this.#sub]) {
-      client.defineCommand('syPublish', { numberOfKeys: 2, lua: PUBLISH_LUA });
-      client.defineCommand('syHistory', { numberOfKeys: 2, lua: HISTORY_LUA });
+      publishScript.define(client);
+      historyScript.define(client);
       // ioredis prints unhandled 'error' events to the console; route them to our logger once.
-      client.on('error', (err: Error) => this.#log.debug({ err: err.message }, 'redis connection error'));
+      client.on('error', (err: Error) => this.#log.debug({ err }, 'redis connection error'));
     }
     this.#sub.on(this.#sharded ? 'smessageBuffer' : 'messageBuffer', (channel: Buffer, message: Buffer) => this.#onMessage(channel, message));
     if (options.nodeId !== undefined) {
@@ -199,7 +194,7 @@ export class RedisBroker implements Broker {
         await this.#subscribeRaw(name);
         return;
       } catch (err) {
-        if (attempt % 10 === 0) this.#log.warn({ err: (err as Error).message }, 'inbox subscribe failed; retrying');
+        if (attempt % 10 === 0) this.#log.warn({ err }, 'inbox subscribe failed; retrying');
         await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 2000)));
       }
     }
@@ -306,18 +301,18 @@ export class RedisBroker implements Broker {
     const suffix = eventSuffix(event, dataJson, now, coalesce);
     let result: [number, string];
     try {
-      result = await (this.#cmd as unknown as ScriptClient).syPublish(
+      result = await publishScript.call(this.#cmd, {
         meta,
         hist,
         prefix,
         suffix,
-        newEpoch(),
-        this.#historySize,
-        this.#ttlS,
+        newEpoch: newEpoch(),
+        historySize: this.#historySize,
+        ttlS: this.#ttlS,
         pubsub,
-        now,
-        this.#sharded ? 1 : 0,
-      );
+        nowMs: now,
+        sharded: this.#sharded ? 1 : 0,
+      });
     } catch (err) {
       throw new BrokerUnavailableError(`publish to ${channel} failed: ${(err as Error).message}`, { cause: err });
     }
@@ -370,7 +365,7 @@ export class RedisBroker implements Broker {
       if (st.refs > 0 || this.#channels.get(channel) !== st) return;
       this.#channels.delete(channel);
       const pubsub = this.#keys(channel)[2];
-      this.#unsubscribeRaw(pubsub).catch((err: Error) => this.#log.debug({ err: err.message, channel }, 'unsubscribe failed'));
+      this.#unsubscribeRaw(pubsub).catch((err: Error) => this.#log.debug({ err, channel }, 'unsubscribe failed'));
     }, UNSUBSCRIBE_DELAY_MS);
     st.unsubscribeTimer.unref();
   }
@@ -393,7 +388,7 @@ export class RedisBroker implements Broker {
     const [meta, hist] = this.#keys(channel);
     let raw: [number, string, number, (string | Buffer)[]];
     try {
-      raw = await (this.#cmd as unknown as ScriptClient).syHistory(meta, hist, since, newEpoch(), this.#ttlS, Number.isFinite(limit) ? limit : 0);
+      raw = await historyScript.call(this.#cmd, { meta, hist, since, newEpoch: newEpoch(), ttlS: this.#ttlS, limit: Number.isFinite(limit) ? limit : 0 });
     } catch (err) {
       throw new BrokerUnavailableError(`history of ${channel} failed: ${(err as Error).message}`, { cause: err });
     }
@@ -507,7 +502,7 @@ export class RedisBroker implements Broker {
         }
       }
     } catch (err) {
-      this.#log.warn({ err: (err as Error).message, channel }, 'history catch-up failed');
+      this.#log.warn({ err, channel }, 'history catch-up failed');
     } finally {
       st.filling = false;
       const pending = st.pending.splice(0);

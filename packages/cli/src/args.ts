@@ -1,8 +1,13 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, readConfigFile } from '@switchyard/config';
+import { SwitchyardError } from '@switchyard/protocol';
 
-export class UsageError extends Error {
+/** A command line that cannot be run: the CLI prints it with the usage (EXIT_USAGE). */
+export class UsageError extends SwitchyardError<'usage'> {
   override readonly name = 'UsageError';
+  constructor(message: string) {
+    super('usage', message);
+  }
 }
 
 export interface CommonArgs {

@@ -1,3 +1,4 @@
+import { SwitchyardError } from '@switchyard/protocol';
 import { readFileSync } from 'node:fs';
 
 /**
@@ -17,14 +18,13 @@ export interface Setting<T> {
 export type SettingsSpec = Record<string, Setting<unknown>>;
 export type SettingsOf<S extends SettingsSpec> = { -readonly [K in keyof S]: S[K] extends Setting<infer T> ? T : never };
 
-export class ConfigError extends Error {
+export class ConfigError extends SwitchyardError<'config_invalid'> {
   override readonly name = 'ConfigError';
-  readonly code = 'config_invalid';
   constructor(
     readonly setting: string,
     readonly reason: string,
   ) {
-    super(`invalid configuration: ${setting} ${reason}`);
+    super('config_invalid', `invalid configuration: ${setting} ${reason}`);
   }
 }
 

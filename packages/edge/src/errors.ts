@@ -1,16 +1,7 @@
-/**
- * Typed failures with stable codes. `code` is what goes on the wire or into logs; the
- * message is for people.
- */
-export class SwitchyardError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
+import { SwitchyardError } from '@switchyard/protocol';
+
+/** The one error base with stable codes, shared by every server package. */
+export { SwitchyardError };
 
 /** A token that cannot be accepted. `reason` is the stable code sent in `auth_error`. */
 export class AuthError extends SwitchyardError {

@@ -80,7 +80,7 @@ export class RedisJobControl implements JobControl {
     if (this.#sub !== undefined) return;
     const sub = this.#client.duplicate();
     this.#sub = sub;
-    sub.on('error', (err: Error) => this.#log.debug({ err: err.message }, 'job control connection error'));
+    sub.on('error', (err: Error) => this.#log.debug({ err }, 'job control connection error'));
     sub.on('message', (channel: string, text: string) => {
       if (channel !== this.#channel) return;
       const m = decode(text);
@@ -89,12 +89,12 @@ export class RedisJobControl implements JobControl {
         try {
           l(m.job_id);
         } catch (err) {
-          this.#log.warn({ err: (err as Error).message }, 'cancel listener failed');
+          this.#log.warn({ err }, 'cancel listener failed');
         }
       }
     });
     // ioredis re-subscribes by itself after a reconnect.
-    sub.subscribe(this.#channel).catch((err: Error) => this.#log.warn({ err: err.message }, 'job control subscribe failed'));
+    sub.subscribe(this.#channel).catch((err: Error) => this.#log.warn({ err }, 'job control subscribe failed'));
   }
 
   /** Resolves once the subscription is in place (tests and start-up use it). */

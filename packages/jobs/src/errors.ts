@@ -1,3 +1,5 @@
+import { SwitchyardError } from '@switchyard/protocol';
+
 /** Stable codes of job failures seen by API callers (HTTP bodies) and logs. */
 export type JobErrorCode =
   /** The job JSON is not acceptable (400). */
@@ -26,19 +28,12 @@ const HTTP_STATUS: Record<JobErrorCode, number> = {
 };
 
 /** One class for every job API failure; `code` is stable, `message` is for people. */
-export class JobError extends Error {
+export class JobError extends SwitchyardError<JobErrorCode> {
   override readonly name = 'JobError';
   readonly httpStatus: number;
-  /** True when the same request may succeed later. */
-  readonly retriable: boolean;
 
-  constructor(
-    readonly code: JobErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+  constructor(code: JobErrorCode, message: string, options: { cause?: unknown } = {}) {
+    super(code, message, { ...options, retriable: code === 'unavailable' });
     this.httpStatus = HTTP_STATUS[code];
-    this.retriable = code === 'unavailable';
   }
 }

@@ -133,7 +133,7 @@ export class KafkaJobQueue implements JobQueue, StallSink {
       (err: unknown) => {
         this.#status = 'down';
         this.#connecting = undefined;
-        this.#log.warn({ err: (err as Error).message }, 'kafka producer could not connect');
+        this.#log.warn({ err }, 'kafka producer could not connect');
         throw err;
       },
     );

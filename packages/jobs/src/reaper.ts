@@ -130,8 +130,8 @@ export class JobReaper {
         await this.#o.store.reindex(entry, next);
       }
     } catch (err) {
-      if (err instanceof JobError) this.#log.warn({ err: err.message }, 'reaper sweep failed; trying again at the next one');
-      else this.#log.error({ err: (err as Error).message, stack: (err as Error).stack }, 'reaper sweep failed unexpectedly');
+      if (err instanceof JobError) this.#log.warn({ err }, 'reaper sweep failed; trying again at the next one');
+      else this.#log.error({ err }, 'reaper sweep failed unexpectedly');
     }
     return settled;
   }
@@ -158,7 +158,7 @@ export class JobReaper {
       await this.#settle(jobId, outcome);
     } catch (err) {
       // The hold lapses after REAP_HOLD_MS and a reaper (maybe this one) tries again.
-      this.#log.warn({ job_id: jobId, err: (err as Error).message }, 'stalled job not settled yet; it is tried again when the hold lapses');
+      this.#log.warn({ job_id: jobId, err }, 'stalled job not settled yet; it is tried again when the hold lapses');
     }
     return outcome;
   }

@@ -64,7 +64,7 @@ export class JobService {
       await this.#o.queue.submit(job);
     } catch (err) {
       const error = `could not queue the job: ${(err as Error).message}`;
-      this.#log.warn({ job_id: job.job_id, err: (err as Error).message }, 'job not queued');
+      this.#log.warn({ job_id: job.job_id, err }, 'job not queued');
       const failed = { error, class: 'transient', attempts: 0 } as const;
       await this.#o.store.finish(job.job_id, 'failed', failed, { event: JobEvent.Failed, data: failed }).catch(() => false);
       throw err instanceof JobError ? err : new JobError('unavailable', error, { cause: err });
@@ -106,7 +106,7 @@ export class JobService {
     if (outcome === 'cancelled' || outcome === 'requested') {
       // Also for 'cancelled': a runner may be between its claim and the child's start.
       await this.#o.control.requestCancel(jobId).catch((err: unknown) => {
-        this.#log.warn({ job_id: jobId, err: (err as Error).message }, 'cancel message not sent; the runner will see the cancel at its next lease renewal');
+        this.#log.warn({ job_id: jobId, err }, 'cancel message not sent; the runner will see the cancel at its next lease renewal');
       });
       this.#log.info({ job_id: jobId, by: byUser, outcome }, 'job cancel');
       return 'cancelled';
@@ -121,7 +121,7 @@ export class JobService {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.#o.reaper?.stop();
-      await this.#o.onClose?.().catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, 'job service close hook failed'));
+      await this.#o.onClose?.().catch((err: unknown) => this.#log.warn({ err }, 'job service close hook failed'));
       await Promise.allSettled([this.#o.queue.close(), this.#o.control.close(), this.#o.store.close()]);
     })();
     return this.#closing;

@@ -1,4 +1,5 @@
 export { ErrorCode, CloseCode } from './codes.js';
+export { SwitchyardError } from './errors.js';
 export { isValidChannel, matchGlob, matchesAny, jobChannel, MAX_CHANNEL_LENGTH } from './channel.js';
 export { parseClientFrame, validateClientFrame } from './parse.js';
 export { nestedTooDeep, MAX_JSON_DEPTH } from './nesting.js';

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { ConfigError, int, list, loadSettings, num, oneOf, str, type SettingsOf, type SettingsSources } from '@switchyard/config';
+import { ConfigError, describedAs, int, list, loadSettings, num, sharedSettings, str, type SettingsOf, type SettingsSources } from '@switchyard/config';
 import { jobSettings, jobTopics } from '@switchyard/jobs';
 
 /** Every runner setting, its default and its meaning: the one place defaults live. */
@@ -31,16 +31,17 @@ export const runnerSettings = {
   maxConsumerLag: int('MAX_CONSUMER_LAG', 0, '`/ready` turns 503 while the jobs waiting on this runner’s partitions of the jobs topic (its consumer lag) are more than this; 0: never', { min: 0 }),
   lagCheckIntervalMs: int('LAG_CHECK_INTERVAL_MS', 5000, 'how often consumer lag is measured (`switchyard_consumer_lag`, MAX_CONSUMER_LAG)', { min: 100 }),
 
-  redisUrl: str('REDIS_URL', undefined, 'Redis for job status, events and cancels (required with KAFKA_SERVERS)'),
-  redisClusterNodes: list('REDIS_CLUSTER_NODES', 'Redis Cluster seed nodes, `host:port,...`'),
-  historySize: int('HISTORY_SIZE', 1000, 'events kept per channel (as on the edges)', { min: 0 }),
-  historyTtlS: int('HISTORY_TTL_S', 3600, 'seconds a channel’s history lives (as on the edges)', { min: 1 }),
-  readyRedisGraceMs: int('READY_REDIS_GRACE_MS', 10_000, '`/ready` turns 503 once Redis has been unreachable this long (as on the edges)', { min: 0 }),
+  // Defined once in @switchyard/config with the edge; worded here for what they mean to a runner.
+  redisUrl: describedAs(sharedSettings.redisUrl, 'Redis for job status, events and cancels (required with KAFKA_SERVERS)'),
+  redisClusterNodes: sharedSettings.redisClusterNodes,
+  historySize: describedAs(sharedSettings.historySize, 'events kept per channel (as on the edges)'),
+  historyTtlS: describedAs(sharedSettings.historyTtlS, 'seconds a channel’s history lives (as on the edges)'),
+  readyRedisGraceMs: describedAs(sharedSettings.readyRedisGraceMs, '`/ready` turns 503 once Redis has been unreachable this long (as on the edges)'),
 
   runnerId: str('RUNNER_ID', undefined, 'this runner’s id (default host-pid)'),
   runnerPort: int('RUNNER_PORT', 9465, 'port of the runner’s /health, /ready and /metrics (0: any free port)', { min: 0, max: 65535 }),
   runnerHost: str('RUNNER_HOST', '0.0.0.0', 'address of the runner’s HTTP server'),
-  logLevel: oneOf('LOG_LEVEL', 'info', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], 'pino log level'),
+  logLevel: sharedSettings.logLevel,
 } as const;
 
 export type RunnerSettings = SettingsOf<typeof runnerSettings>;

@@ -1,4 +1,9 @@
-export { Runner, ProgressReporter, describeFailure } from './runner.js';
+export { Runner } from './runner.js';
+export { ProgressReporter } from './progress.js';
+export { decideOutcome, describeFailure } from './outcome.js';
+export type { JobOutcome, OutcomePolicy } from './outcome.js';
+export { SlotPool, MAX_DELAYED } from './pool.js';
+export type { Intake } from './pool.js';
 export type { RunnerDeps, RunnerConfigSlice } from './runner.js';
 export { runnerSettings, loadRunnerConfig } from './config.js';
 export type { RunnerConfig, RunnerSettings, LoadOptions } from './config.js';

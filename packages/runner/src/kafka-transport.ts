@@ -197,7 +197,7 @@ export class KafkaTransport implements JobTransport {
           await this.#consumer.commitOffsets(batch.map((b) => ({ topic: b.topic, partition: b.partition, offset: b.offset.toString() })));
         } catch (err) {
           // A rebalance took the partition: its new owner starts from the last good commit.
-          this.#log.warn({ err: (err as Error).message, offsets: batch.map((b) => `${b.topic}[${b.partition}]=${b.offset}`) }, 'offset commit failed');
+          this.#log.warn({ err, offsets: batch.map((b) => `${b.topic}[${b.partition}]=${b.offset}`) }, 'offset commit failed');
         }
       });
     });
@@ -209,7 +209,7 @@ export class KafkaTransport implements JobTransport {
     try {
       this.#consumer.pause([{ topic: this.#o.topics.jobs }, { topic: this.#o.topics.retry }]);
     } catch (err) {
-      this.#log.debug({ err: (err as Error).message }, 'pause failed');
+      this.#log.debug({ err }, 'pause failed');
     }
   }
 
@@ -219,7 +219,7 @@ export class KafkaTransport implements JobTransport {
     try {
       this.#consumer.resume([{ topic: this.#o.topics.jobs }, { topic: this.#o.topics.retry }]);
     } catch (err) {
-      this.#log.debug({ err: (err as Error).message }, 'resume failed');
+      this.#log.debug({ err }, 'resume failed');
     }
   }
 
@@ -278,7 +278,7 @@ export class KafkaTransport implements JobTransport {
       }
       this.#lag = { jobs: mine[jobs] ?? 0, retry: mine[retry] ?? 0, measuredAt: Date.now() };
     } catch (err) {
-      this.#log.debug({ err: (err as Error).message }, 'lag measurement failed');
+      this.#log.debug({ err }, 'lag measurement failed');
     }
   }
 
@@ -289,7 +289,7 @@ export class KafkaTransport implements JobTransport {
       // Let pending commits go out before leaving the group.
       await new Promise((r) => setImmediate(r));
       await this.#commits;
-      await this.#consumer.disconnect().catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, 'consumer disconnect failed'));
+      await this.#consumer.disconnect().catch((err: unknown) => this.#log.warn({ err }, 'consumer disconnect failed'));
       await Promise.allSettled([this.#producer.disconnect(), this.#admin.disconnect()]);
       this.#status = 'disabled';
     })();

@@ -12,13 +12,13 @@ import {
   type JobStore,
   type ReapOutcome,
 } from '@switchyard/jobs';
-import type { Json } from '@switchyard/protocol';
-import { retryDelayMs } from './backoff.js';
 import { startPipeline, type PipelineEnd, type PipelineRun } from './child.js';
 import type { RunnerConfig } from './config.js';
-import { classifyFailure, isRetriable } from './failure.js';
 import type { Slot } from './gpu.js';
 import type { RunnerMetrics } from './metrics.js';
+import { decideOutcome } from './outcome.js';
+import { SlotPool } from './pool.js';
+import { ProgressReporter } from './progress.js';
 import type { DeadLetter, Delivery, JobTransport } from './transport.js';
 
 /** Tries of a produce (retry or dead letter) before the job is left unacked for redelivery. */
@@ -26,8 +26,6 @@ const PRODUCE_TRIES = 5;
 const PRODUCE_RETRY_MS = 500;
 /** While the status store is unreachable, how long before a claim is tried again. */
 const STORE_RETRY_MS = 1000;
-/** Scheduled retries held here at once; past it, consumption pauses. */
-const MAX_DELAYED = 10_000;
 /** Extra time, past KILL_GRACE_S, that stop() gives stopped jobs to wind up. */
 const STOP_SLACK_MS = 3000;
 
@@ -91,28 +89,22 @@ export class Runner {
   readonly #c: RunnerConfigSlice;
   readonly #d: RunnerDeps;
   readonly #log: JobLogger;
-  readonly #free: Slot[];
-  readonly #slotWaiters: ((slot: Slot | undefined) => void)[] = [];
+  readonly #pool: SlotPool;
   readonly #tasks = new Map<string, Task>();
   readonly #inFlight = new Set<Promise<void>>();
   /** Settles stalled jobs: those this runner's claims find, and (JOB_REAPER) those its sweeps find. */
   readonly #reaper: JobReaper;
-  /** Tasks that wait for a slot or hold one. */
-  #busy = 0;
-  #delayed = 0;
-  #paused = false;
   #stopping = false;
   #started = false;
   #stopped: Promise<void> | undefined;
 
   constructor(config: RunnerConfigSlice, deps: RunnerDeps) {
-    if (deps.slots.length === 0) throw new Error('a runner needs at least one slot');
+    const transport = deps.transport;
+    this.#pool = new SlotPool(deps.slots, transport);
     this.#c = config;
     this.#d = deps;
     this.#log = deps.logger;
-    this.#free = [...deps.slots];
     deps.metrics.slots.set(deps.slots.length);
-    const transport = deps.transport;
     this.#reaper = new JobReaper({
       store: deps.store,
       id: config.runnerId,
@@ -189,43 +181,17 @@ export class Runner {
     if (same === undefined) this.#tasks.set(job.job_id, task);
     if (task.notBefore !== undefined) {
       task.state = 'delayed';
-      this.#delayed++;
+      this.#pool.delay();
     } else {
-      this.#busy++;
+      this.#pool.enter();
     }
-    this.#flow();
     this.#track(this.#process(task));
   }
 
   #track(p: Promise<void>): void {
-    const tracked = p.catch((err: unknown) => this.#log.error({ err: (err as Error).message, stack: (err as Error).stack }, 'job task failed unexpectedly'));
+    const tracked = p.catch((err: unknown) => this.#log.error({ err }, 'job task failed unexpectedly'));
     this.#inFlight.add(tracked);
     void tracked.finally(() => this.#inFlight.delete(tracked));
-  }
-
-  /** Pauses the transport while every slot is spoken for; resumes when one frees up. */
-  #flow(): void {
-    const full = this.#busy >= this.#d.slots.length || this.#delayed >= MAX_DELAYED;
-    if (full && !this.#paused && !this.#stopping) {
-      this.#paused = true;
-      this.#d.transport.pause();
-    } else if (!full && this.#paused && !this.#stopping) {
-      this.#paused = false;
-      this.#d.transport.resume();
-    }
-  }
-
-  #acquire(): Promise<Slot | undefined> {
-    if (this.#stopping) return Promise.resolve(undefined);
-    const slot = this.#free.shift();
-    if (slot !== undefined) return Promise.resolve(slot);
-    return new Promise((resolve) => this.#slotWaiters.push(resolve));
-  }
-
-  #releaseSlot(slot: Slot): void {
-    const next = this.#slotWaiters.shift();
-    if (next !== undefined && !this.#stopping) next(slot);
-    else this.#free.push(slot);
   }
 
   /** Waits `ms` unless woken (cancel, stop). */
@@ -249,17 +215,16 @@ export class Runner {
     try {
       if (task.state === 'delayed') {
         await this.#sleep(task, task.notBefore! - Date.now());
-        this.#delayed--;
+        this.#pool.undelay();
         if (this.#stopping) return;
         task.state = 'waiting';
-        this.#busy++;
+        this.#pool.enter();
         counted = true;
-        this.#flow();
       }
       let claimed: Extract<ClaimOutcome, { kind: 'claimed' }> | undefined;
       let reaped = false;
       while (claimed === undefined) {
-        slot = await this.#acquire();
+        slot = await this.#pool.acquire();
         if (slot === undefined) return;
         const outcome = await this.#claim(task, slot);
         if (outcome === undefined) return;
@@ -283,40 +248,37 @@ export class Runner {
             // Its runner stopped renewing the lease: the job stalled. Reap it (job.stalled, then
             // re-queued or failed; exactly one process does), then look again: this delivery is
             // then stale or final. Should it still be expired (the store failed), wait a little.
-            this.#releaseSlot(slot);
+            this.#pool.release(slot);
             slot = undefined;
             if (reaped) await this.#sleep(task, STORE_RETRY_MS);
             if (this.#stopping) return;
             reaped = true;
             this.#log.info({ job_id: task.jobId, runner: outcome.runner }, 'job held by a runner whose lease lapsed: reaping it');
-            await this.#reaper.reap(task.jobId).catch((err: unknown) => this.#log.warn({ job_id: task.jobId, err: (err as Error).message }, 'reaping failed'));
+            await this.#reaper.reap(task.jobId).catch((err: unknown) => this.#log.warn({ job_id: task.jobId, err }, 'reaping failed'));
             break;
           case 'leased': {
             // Another runner is running it (we got it in a rebalance): wait, without a slot,
             // until it finishes or its lease lapses.
-            this.#releaseSlot(slot);
+            this.#pool.release(slot);
             slot = undefined;
             task.state = 'watching';
-            this.#busy--;
+            this.#pool.leave();
             counted = false;
-            this.#flow();
             const leaseMs = this.#c.jobLeaseS * 1000;
             await this.#sleep(task, Math.min(outcome.remainingMs + 50, leaseMs / 3));
             if (this.#stopping) return;
             task.state = 'waiting';
-            this.#busy++;
+            this.#pool.enter();
             counted = true;
-            this.#flow();
             break;
           }
         }
       }
       await this.#run(task, slot!, claimed.existed);
     } finally {
-      if (slot !== undefined) this.#releaseSlot(slot);
-      if (counted) this.#busy--;
+      if (slot !== undefined) this.#pool.release(slot);
       if (this.#tasks.get(task.jobId) === task) this.#tasks.delete(task.jobId);
-      this.#flow();
+      if (counted) this.#pool.leave();
     }
   }
 
@@ -335,7 +297,7 @@ export class Runner {
         });
       } catch (err) {
         if (!(err instanceof JobError)) throw err;
-        this.#log.warn({ job_id: task.jobId, err: err.message }, 'claim failed; retrying');
+        this.#log.warn({ job_id: task.jobId, err }, 'claim failed; retrying');
         await this.#sleep(task, STORE_RETRY_MS);
         if (this.#stopping) return undefined;
       }
@@ -358,7 +320,7 @@ export class Runner {
         await this.#d.store.progress(jobId, p, { runner: runnerId, announce: { event: JobEvent.Progress, data: p } });
         m.count('progress');
       } catch (err) {
-        this.#log.debug({ job_id: jobId, err: (err as Error).message }, 'progress not recorded');
+        this.#log.debug({ job_id: jobId, err }, 'progress not recorded');
       }
     });
     const env: Record<string, string> = { JOB_ID: jobId, JOB_ATTEMPT: String(attemptNo) };
@@ -394,7 +356,7 @@ export class Runner {
             run.stop('lost');
           } else if (!r.held) this.#log.warn({ job_id: jobId }, 'lease not renewed: the job has no status record (Redis lost its data?)');
         },
-        (err: unknown) => this.#log.warn({ job_id: jobId, err: (err as Error).message }, 'lease renewal failed'),
+        (err: unknown) => this.#log.warn({ job_id: jobId, err }, 'lease renewal failed'),
       );
     }, leaseMs / 3);
 
@@ -420,45 +382,45 @@ export class Runner {
     const seconds = end.durationMs / 1000;
     if (end.overlongLines > 0) this.#log.warn({ job_id: jobId, lines: end.overlongLines }, 'pipeline printed lines over MAX_LINE_BYTES; they were skipped');
 
-    if (end.stopped === 'lost') {
-      m.duration.labels('lost').observe(seconds);
-      return this.#ackAll(task);
-    }
-    if (end.stopped === 'handback') {
-      await store.release(jobId, this.#c.runnerId, 'queued', undefined, { event: JobEvent.Queued, data: { attempt: attemptNo, reason: 'runner_shutdown' } }).catch(warnStore(this.#log, jobId));
-      m.count('handed_back');
-      m.duration.labels('handed_back').observe(seconds);
-      this.#log.info({ job_id: jobId }, 'job handed back (runner stopping)');
-      return; // not acked: redelivered to another runner
-    }
-    if (end.stopped === 'cancel') {
-      await store.finish(jobId, 'cancelled', { attempts: attemptNo }, { event: JobEvent.Cancelled }).catch(warnStore(this.#log, jobId));
-      m.count('cancelled');
-      m.duration.labels('cancelled').observe(seconds);
-      this.#log.info({ job_id: jobId }, 'job cancelled');
-      return this.#ackAll(task);
-    }
-    const ok = end.exitCode === 0 && end.signal === null && !end.timedOut && end.spawnError === undefined && end.declaredError === undefined;
-    if (ok) {
-      const result: Json = end.result ?? null;
-      const completed = { event: JobEvent.Completed, data: { result, attempts: attemptNo, duration_s: Math.round(seconds * 1000) / 1000 } };
-      const won = await this.#untilStored(task, () => store.finish(jobId, 'completed', { result, attempts: attemptNo, progress: 1 }, completed));
-      if (won === undefined) return;
-      if (won) {
-        m.count('completed');
-      } else {
-        m.count('duplicate');
+    const outcome = decideOutcome(end, attemptNo, {
+      maxRetries: this.#c.maxRetries,
+      jobTimeoutS: this.#c.jobTimeoutS,
+      baseRetryDelayS: this.#c.baseRetryDelayS,
+      maxRetryDelayS: this.#c.maxRetryDelayS,
+      ...(this.#d.random !== undefined && { random: this.#d.random }),
+    });
+    switch (outcome.kind) {
+      case 'lost':
+        m.duration.labels('lost').observe(seconds);
+        return this.#ackAll(task);
+      case 'handback':
+        await store.release(jobId, this.#c.runnerId, 'queued', undefined, { event: JobEvent.Queued, data: { attempt: attemptNo, reason: 'runner_shutdown' } }).catch(warnStore(this.#log, jobId));
+        m.count('handed_back');
+        m.duration.labels('handed_back').observe(seconds);
+        this.#log.info({ job_id: jobId }, 'job handed back (runner stopping)');
+        return; // not acked: redelivered to another runner
+      case 'cancelled':
+        await store.finish(jobId, 'cancelled', { attempts: attemptNo }, { event: JobEvent.Cancelled }).catch(warnStore(this.#log, jobId));
+        m.count('cancelled');
+        m.duration.labels('cancelled').observe(seconds);
+        this.#log.info({ job_id: jobId }, 'job cancelled');
+        return this.#ackAll(task);
+      case 'completed': {
+        const result = outcome.result;
+        const completed = { event: JobEvent.Completed, data: { result, attempts: attemptNo, duration_s: Math.round(seconds * 1000) / 1000 } };
+        const won = await this.#untilStored(task, () => store.finish(jobId, 'completed', { result, attempts: attemptNo, progress: 1 }, completed));
+        if (won === undefined) return;
+        m.count(won ? 'completed' : 'duplicate');
+        m.duration.labels('completed').observe(seconds);
+        this.#log.info({ job_id: jobId, attempt: attemptNo, seconds, counted: won }, 'job completed');
+        return this.#ackAll(task);
       }
-      m.duration.labels('completed').observe(seconds);
-      this.#log.info({ job_id: jobId, attempt: attemptNo, seconds, counted: won }, 'job completed');
-      return this.#ackAll(task);
     }
 
-    const { class: cls, reason } = classifyFailure(end);
-    const error = describeFailure(end, this.#c.jobTimeoutS);
+    const { error, class: cls, reason } = outcome;
     m.duration.labels('failed').observe(seconds);
-    if (isRetriable(cls) && attemptNo <= this.#c.maxRetries) {
-      const delayMs = retryDelayMs(attemptNo, { baseS: this.#c.baseRetryDelayS, maxS: this.#c.maxRetryDelayS, ...(this.#d.random !== undefined && { random: this.#d.random }) });
+    if (outcome.kind === 'retry') {
+      const delayMs = outcome.delayMs;
       const produced = await this.#produce(jobId, 'retry', () =>
         this.#d.transport.retry({ job, attempt: attemptNo, notBefore: Date.now() + delayMs, error, class: cls }),
       );
@@ -492,7 +454,7 @@ export class Runner {
     await store.finish(jobId, 'failed', failed, { event: JobEvent.Failed, data: failed }).catch(warnStore(this.#log, jobId));
     m.count('failed');
     m.count('dead_lettered');
-    this.#log.warn({ job_id: jobId, attempts: attemptNo, class: cls, reason, error }, isRetriable(cls) ? 'job failed; retries exhausted, dead-lettered' : 'job failed permanently; dead-lettered');
+    this.#log.warn({ job_id: jobId, attempts: attemptNo, class: cls, reason, error }, outcome.exhausted ? 'job failed; retries exhausted, dead-lettered' : 'job failed permanently; dead-lettered');
     return this.#ackAll(task);
   }
 
@@ -527,7 +489,7 @@ export class Runner {
         return true;
       } catch (err) {
         if (i >= PRODUCE_TRIES || this.#stopping) {
-          this.#log.error({ job_id: jobId, err: (err as Error).message }, `${what} could not be produced; the job stays unacked and comes back`);
+          this.#log.error({ job_id: jobId, err }, `${what} could not be produced; the job stays unacked and comes back`);
           return false;
         }
         await new Promise((r) => setTimeout(r, PRODUCE_RETRY_MS * i));
@@ -542,7 +504,7 @@ export class Runner {
         return await write();
       } catch (err) {
         if (!(err instanceof JobError)) throw err;
-        this.#log.warn({ job_id: task.jobId, err: err.message }, 'status store unreachable; retrying');
+        this.#log.warn({ job_id: task.jobId, err }, 'status store unreachable; retrying');
         if (this.#stopping) return undefined;
         await this.#sleep(task, STORE_RETRY_MS);
       }
@@ -567,6 +529,7 @@ export class Runner {
   /** Hands every running job back now (a second SIGTERM); a stop() in progress then ends sooner. */
   hurry(): void {
     this.#stopping = true;
+    this.#pool.close();
     for (const t of this.#tasks.values()) t.run?.stop('handback');
     if (this.#stopped === undefined) void this.stop({ graceMs: 0 });
   }
@@ -583,9 +546,9 @@ export class Runner {
 
   async #stop(graceMs: number): Promise<void> {
     this.#stopping = true;
-    this.#d.transport.pause();
+    // Intake pauses for good and tasks waiting for a slot give up (their deliveries stay unacked).
+    this.#pool.close();
     await this.#reaper.stop();
-    for (const w of this.#slotWaiters.splice(0)) w(undefined);
     for (const t of this.#tasks.values()) if (t.state === 'delayed' || t.state === 'watching') t.wake?.();
     const running = () => [...this.#tasks.values()].filter((t) => t.run !== undefined).length;
     this.#log.info({ running: running(), grace_ms: graceMs }, 'runner stopping: no new jobs');
@@ -603,7 +566,7 @@ export class Runner {
 /** Logs a status write that failed; the caller goes on (the lease lapses and a reaper steps in). */
 function warnStore(log: JobLogger, jobId: string): (err: unknown) => undefined {
   return (err) => {
-    log.warn({ job_id: jobId, err: (err as Error).message }, 'job status not recorded (Redis unreachable?)');
+    log.warn({ job_id: jobId, err }, 'job status not recorded (Redis unreachable?)');
     return undefined;
   };
 }
@@ -612,63 +575,4 @@ async function settleWithin(promises: Set<Promise<void>>, ms: number): Promise<v
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([Promise.allSettled([...promises]), new Promise((r) => (timer = setTimeout(r, ms)))]);
   clearTimeout(timer);
-}
-
-/** One line saying why a run failed, for job.failed, job.retrying and the DLQ. */
-export function describeFailure(end: PipelineEnd, timeoutS: number): string {
-  const detail = (end.declaredError ?? end.output.split('\n').map((l) => l.trim()).filter((l) => l !== '').pop() ?? '').slice(0, 500);
-  let head: string;
-  if (end.timedOut) head = `timed out after ${timeoutS} s (JOB_TIMEOUT_S)`;
-  else if (end.spawnError !== undefined) head = `pipeline could not be started (${end.spawnError})`;
-  else if (end.signal !== null) head = `pipeline killed by ${end.signal}`;
-  else if (end.declaredError !== undefined && end.exitCode === 0) head = 'pipeline reported an error';
-  else head = `pipeline exited with code ${end.exitCode}`;
-  return detail === '' ? head : `${head}: ${detail}`;
-}
-
-/**
- * Turns a stream of progress lines into job.progress events: at most one per interval
- * (the latest wins), a stage change at once, events strictly in order.
- */
-export class ProgressReporter {
-  readonly #intervalMs: number;
-  readonly #send: (p: { progress?: number; stage?: string; message?: string }) => Promise<void>;
-  #chain: Promise<void> = Promise.resolve();
-  #pending: { progress?: number; stage?: string; message?: string } | undefined;
-  #lastSent = 0;
-  #stage: string | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  #closed = false;
-
-  constructor(intervalMs: number, send: (p: { progress?: number; stage?: string; message?: string }) => Promise<void>) {
-    this.#intervalMs = intervalMs;
-    this.#send = send;
-  }
-
-  update(p: { progress?: number; stage?: string; message?: string }): void {
-    if (this.#closed) return;
-    const stageChanged = p.stage !== undefined && p.stage !== this.#stage;
-    if (p.stage !== undefined) this.#stage = p.stage;
-    this.#pending = { ...p, ...(p.stage === undefined && this.#stage !== undefined && { stage: this.#stage }) };
-    const due = Date.now() - this.#lastSent >= this.#intervalMs;
-    if (stageChanged || due) this.#flush();
-    else this.#timer ??= setTimeout(() => this.#flush(), this.#intervalMs - (Date.now() - this.#lastSent));
-  }
-
-  #flush(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    const p = this.#pending;
-    if (p === undefined) return;
-    this.#pending = undefined;
-    this.#lastSent = Date.now();
-    this.#chain = this.#chain.then(() => this.#send(p)).catch(() => undefined);
-  }
-
-  /** Sends what is pending and waits for every event to be out. */
-  async close(): Promise<void> {
-    this.#flush();
-    this.#closed = true;
-    await this.#chain;
-  }
 }

@@ -45,7 +45,7 @@ export interface StartRunnerOptions {
 export async function startRunner(config: RunnerConfig, logger: JobLogger, options: StartRunnerOptions = {}): Promise<RunnerProcess> {
   const cleanup: (() => Promise<void>)[] = [];
   const release = async () => {
-    for (const fn of cleanup.splice(0).reverse()) await fn().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'cleanup step failed'));
+    for (const fn of cleanup.splice(0).reverse()) await fn().catch((err: unknown) => logger.warn({ err }, 'cleanup step failed'));
   };
   try {
     const broker = new RedisBroker({

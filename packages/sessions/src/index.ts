@@ -1,4 +1,16 @@
-export type { SessionPosition, SessionRecord, SessionStore, WorkerInfo, WorkerRegistry, NodeStats, ChannelStat } from './types.js';
+export type {
+  SessionPosition,
+  SessionRecord,
+  SessionStore,
+  WorkerInfo,
+  WorkerRegistry,
+  Membership,
+  ConnectionDirectory,
+  UserBudget,
+  Checkpoints,
+  NodeStats,
+  ChannelStat,
+} from './types.js';
 export { MemorySessionStore, MemoryRegistry } from './memory.js';
 export { RedisSessionStore, RedisRegistry, sessionKey, DEFAULT_HEARTBEAT_MS } from './redis.js';
 export type { RedisRegistryOptions, StoreLogger } from './redis.js';

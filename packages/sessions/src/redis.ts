@@ -1,3 +1,4 @@
+import { defineLua, luaSource } from '@switchyard/broker';
 import type { Cluster, Redis } from 'ioredis';
 import type { SessionPosition, SessionRecord, SessionStore, WorkerInfo, WorkerRegistry } from './types.js';
 
@@ -84,7 +85,7 @@ export class RedisSessionStore implements SessionStore {
       await this.#client.zremrangebyscore(this.#index, '-inf', now);
       this.#count = await this.#client.zcount(this.#index, now, '+inf');
     } catch (err) {
-      this.#log.warn({ err: (err as Error).message }, 'session count refresh failed');
+      this.#log.warn({ err }, 'session count refresh failed');
     }
   }
 
@@ -112,40 +113,21 @@ const BUDGET_SYNC_MS = 50;
 const MAX_TRACKED_BUDGETS = 100_000;
 
 /**
- * KEYS: the user's presence hash (connection → node). ARGV: max, connection, node, ttl s, the
- * number of live nodes, the live nodes, then nodes known dead. Counts the user's connections on
- * live nodes (those of dead nodes do not count) and adds this one only if the count is below max:
- * check and insert are one atomic step, so two nodes admitting the same user at once cannot both
- * pass. An entry of a node it was told neither way about (one that admitted meanwhile, after the
- * caller looked) decides nothing: the script answers with those nodes, for the caller to ask
- * about and try again. (Liveness cannot be read here: the workers set may be on another shard.)
+ * Counts the user's connections on live nodes (those of dead nodes do not count) and adds this
+ * one only if the count is below the maximum, in one atomic step: lua/admit.lua. An entry of a
+ * node the caller knew nothing about sends the caller to ask about it first.
  */
-const ADMIT_LUA = `
-local alive = {}
-local dead = {}
-local nAlive = tonumber(ARGV[5])
-for i = 6, 5 + nAlive do alive[ARGV[i]] = true end
-for i = 6 + nAlive, #ARGV do dead[ARGV[i]] = true end
-local entries = redis.call('HGETALL', KEYS[1])
-local n = 0
-local unknown = {}
-for i = 1, #entries, 2 do
-  local node = entries[i + 1]
-  if alive[node] then n = n + 1 elseif not dead[node] then unknown[#unknown + 1] = node end
-end
-if #unknown > 0 then return {-1, unpack(unknown)} end
-if n >= tonumber(ARGV[1]) then return {0} end
-redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return {1}
-`;
+const admitScript = defineLua({
+  name: 'syAdmit',
+  lua: luaSource(import.meta.url, './lua/admit.lua'),
+  keys: ['userKey'],
+  args: ['maxConnections', 'connection', 'node', 'ttlS', 'nAlive'],
+});
+
 
 /** Rounds of asking about nodes an admission did not know before it gives up (refusing). */
 const ADMIT_ROUNDS = 5;
 
-interface AdmitClient {
-  syAdmit(key: string, ...args: (string | number)[]): Promise<(number | string)[]>;
-}
 /** A node is gone after this many missed heartbeats. */
 const HEARTBEATS_TO_EXPIRE = 3;
 const POSITION_FLUSH_MS = 100;
@@ -173,7 +155,7 @@ export class RedisRegistry implements WorkerRegistry {
 
   constructor(client: Client, options: RedisRegistryOptions) {
     this.#client = client;
-    client.defineCommand('syAdmit', { numberOfKeys: 1, lua: ADMIT_LUA });
+    admitScript.define(client);
     this.#id = options.workerId;
     this.#hbMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     this.#retainS = options.retainS;
@@ -183,8 +165,8 @@ export class RedisRegistry implements WorkerRegistry {
 
   async start(self: () => WorkerInfo): Promise<void> {
     this.#self = self;
-    await this.#beat().catch((err: Error) => this.#log.warn({ err: err.message }, 'first heartbeat failed'));
-    this.#timer = setInterval(() => void this.#beat().catch((err: Error) => this.#log.warn({ err: err.message }, 'heartbeat failed')), this.#hbMs);
+    await this.#beat().catch((err: Error) => this.#log.warn({ err }, 'first heartbeat failed'));
+    this.#timer = setInterval(() => void this.#beat().catch((err: Error) => this.#log.warn({ err }, 'heartbeat failed')), this.#hbMs);
     this.#flushTimer = setInterval(() => void this.#flush(), POSITION_FLUSH_MS);
   }
 
@@ -277,15 +259,10 @@ export class RedisRegistry implements WorkerRegistry {
     };
     await learn(holders);
     for (let round = 0; round < ADMIT_ROUNDS; round++) {
-      const [verdict, ...unknown] = await (this.#client as unknown as AdmitClient).syAdmit(
-        userKey,
-        max,
-        connectionId,
-        this.#id,
-        this.#retainS,
-        alive.size,
-        ...alive,
-        ...dead,
+      const [verdict, ...unknown] = await admitScript.call<(number | string)[]>(
+        this.#client,
+        { userKey, maxConnections: max, connection: connectionId, node: this.#id, ttlS: this.#retainS, nAlive: alive.size },
+        [...alive, ...dead],
       );
       if (Number(verdict) === 0) return false;
       if (Number(verdict) === 1) {
@@ -359,7 +336,7 @@ export class RedisRegistry implements WorkerRegistry {
 
   removeConnection(connectionId: string, userId: string): void {
     Promise.all([this.#client.del(`${this.#p}:conn:${connectionId}`), this.#client.hdel(`${this.#p}:user:{${userId}}`, connectionId)]).catch(
-      (err: Error) => this.#log.warn({ err: err.message }, 'presence delete failed'),
+      (err: Error) => this.#log.warn({ err }, 'presence delete failed'),
     );
   }
 
@@ -387,7 +364,7 @@ export class RedisRegistry implements WorkerRegistry {
       await this.#client.hset(key, ...fields);
       await this.#client.expire(key, this.#retainS);
     } catch (err) {
-      this.#log.warn({ err: (err as Error).message }, 'position flush failed');
+      this.#log.warn({ err }, 'position flush failed');
     }
   }
 
@@ -407,7 +384,7 @@ export class RedisRegistry implements WorkerRegistry {
     clearInterval(this.#timer);
     await this.#flush();
     await Promise.all([this.#client.zrem(`${this.#p}:workers`, this.#id), this.#client.hdel(`${this.#p}:workers:info`, this.#id)]).catch(
-      (err: Error) => this.#log.warn({ err: err.message }, 'leaving the registry failed'),
+      (err: Error) => this.#log.warn({ err }, 'leaving the registry failed'),
     );
   }
 

@@ -64,11 +64,10 @@ export interface NodeStats {
 }
 
 /**
- * Nodes announce themselves with TTL heartbeats; one that stops is gone within three
- * heartbeats, one that drains leaves at once. Also tracks where users' connections live
- * (for direct messages across nodes) and each node's delivered channel positions.
+ * Storage concern 3, membership: nodes announce themselves with TTL heartbeats; one that stops
+ * is gone within three heartbeats, one that drains leaves at once.
  */
-export interface WorkerRegistry {
+export interface Membership {
   /** Starts heartbeating. */
   start(self: () => WorkerInfo): Promise<void>;
   /** Cached, refreshed each heartbeat. */
@@ -78,6 +77,12 @@ export interface WorkerRegistry {
   isAlive(workerId: string): boolean;
   /** Like isAlive, but asks the shared store about a node the cache does not know. */
   checkAlive(workerId: string): Promise<boolean>;
+  /** Leaves the registry at once (drain). */
+  leave(): Promise<void>;
+}
+
+/** Where users' connections live, cluster-wide: for direct messages and the per-user connection limit. */
+export interface ConnectionDirectory {
   /** Where a connection lives; undefined when absent or its node is gone. */
   locateConnection(connectionId: string): Promise<string | undefined>;
   /** Nodes (alive) holding connections of a user. */
@@ -88,9 +93,20 @@ export interface WorkerRegistry {
    * heals when a node dies.
    */
   admitConnection(connectionId: string, userId: string, max: number): Promise<boolean>;
+  removeConnection(connectionId: string, userId: string): void;
+}
+
+/** Storage concern 4, the per-user budget: publishes and direct messages per second, cluster-wide. */
+export interface UserBudget {
   /** Counts one publish/direct of a user against a cluster-wide per-second budget. */
   takeUserToken(userId: string, perS: number): Promise<boolean>;
-  removeConnection(connectionId: string, userId: string): void;
+}
+
+/**
+ * Storage concern 5, checkpoints: the channel positions each node delivered, so that the
+ * sessions of a node that died resume from where it got to.
+ */
+export interface Checkpoints {
   /** Latest seq this node handed to local subscribers, per channel; flushed in batches. */
   notePosition(channel: string, position: SessionPosition): void;
   /**
@@ -100,7 +116,9 @@ export interface WorkerRegistry {
   forgetPosition(channel: string): void;
   /** Positions a (possibly dead) node last recorded. */
   positionsOf(workerId: string): Promise<Record<string, SessionPosition>>;
-  /** Leaves the registry at once (drain). */
-  leave(): Promise<void>;
+}
+
+/** The registry: membership, the connection directory, the per-user budget and checkpoints over one store. */
+export interface WorkerRegistry extends Membership, ConnectionDirectory, UserBudget, Checkpoints {
   close(): Promise<void>;
 }
