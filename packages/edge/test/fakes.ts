@@ -1,5 +1,5 @@
 import { MemoryBroker } from '@switchyard/broker';
-import { MemoryRegistry, MemorySessionStore } from '@switchyard/sessions';
+import { MemoryRegistry, MemorySessionStore, type WorkerRegistry } from '@switchyard/sessions';
 import { pino } from 'pino';
 import type { Claims } from '../src/auth.js';
 import { loadEdgeConfig, type EdgeConfig, type EdgeSettings } from '../src/config.js';
@@ -106,7 +106,7 @@ export function services(config: EdgeConfig = testConfig()) {
     metrics: new EdgeMetrics(config.workerId),
     broker: new MemoryBroker(),
     sessions: new MemorySessionStore(3600),
-    registry: new MemoryRegistry(config.workerId),
+    registry: new MemoryRegistry(config.workerId) as WorkerRegistry,
     conns: new Set<Connection>(),
   };
 }
