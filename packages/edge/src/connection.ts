@@ -4,7 +4,6 @@ import type { Claims } from './auth.js';
 import type { SessionRecord } from '@switchyard/sessions';
 import type { SlowLane } from './coalesce.js';
 import { ReplayGate } from './replay.js';
-import type { WebSocket } from './uws.js';
 
 export type ConnState = 'pending' | 'authenticating' | 'ready' | 'closed';
 

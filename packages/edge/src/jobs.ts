@@ -7,7 +7,7 @@ import type { EdgeConfig } from './config.js';
 import { AuthError } from './errors.js';
 import { HttpError, bearer, parseJsonBody, route, type CommonHeaders, type HttpReply, type RequestInfo } from './http.js';
 import type { EdgeMetrics } from './metrics.js';
-import type { JobAccess } from './node.js';
+import type { JobAccess } from './job-access.js';
 import { canPublish, canSubscribe } from './permissions.js';
 import type { TemplatedApp } from './uws.js';
 

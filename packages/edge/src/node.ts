@@ -1,100 +1,38 @@
-import { BrokerUnavailableError, type Broker, type BrokerEvent, type ChannelPosition, type HistoryPage } from '@switchyard/broker';
-import {
-  CloseCode,
-  ErrorCode,
-  encodeError,
-  encodeFrame,
-  encodeLocalEvent,
-  jobChannel,
-  parseClientFrame,
-  type ClientFrame,
-  type Json,
-  type Ref,
-  type ServerFrame,
-} from '@switchyard/protocol';
+import type { Broker } from '@switchyard/broker';
+import { CloseCode, ErrorCode, encodeFrame, jobChannel } from '@switchyard/protocol';
+import type { SessionStore, WorkerRegistry } from '@switchyard/sessions';
 import { pino, type Logger } from 'pino';
-import { createVerifier, mintToken, type Claims, type TokenVerifier } from './auth.js';
-import type { EdgeConfig } from './config.js';
-import { Connection, type ClientSocket, type JoinState, type SocketData } from './connection.js';
-import { AuthError } from './errors.js';
-import { HttpError, bearer, keyMatches, parseJsonBody, route, writeReply, type HttpReply, type RequestInfo } from './http.js';
-import { EdgeMetrics } from './metrics.js';
-import { canPublish, canSubscribe } from './permissions.js';
-import { planShed } from './rebalance.js';
-import { SlowLane, coalesceKey } from './coalesce.js';
-import type { JobRecord } from '@switchyard/jobs';
-import { Admission, takeUserBudget } from './admission.js';
-import { broadcastRoute } from './broadcast.js';
-import { hygieneHeaders, preflightHeaders } from './http-hygiene.js';
-import { ReplayBudget, Replayer, replayToSocket, rewindSeq } from './replay.js';
-import { newSessionId, type SessionRecord, type SessionStore, type WorkerRegistry } from '@switchyard/sessions';
+import { Admission } from './admission.js';
+import { AuthSessions } from './auth-session.js';
+import { createVerifier } from './auth.js';
+import { ClientProtocol } from './client-protocol.js';
 import { createClusterParts } from './cluster.js';
-import { createEdgeJobs, registerJobRoutes } from './jobs.js';
-import { registerConsoleRoutes } from './console/admin.js';
+import type { EdgeConfig } from './config.js';
+import type { SocketData } from './connection.js';
 import { NodeSampler } from './console/sampler.js';
+import { mayRead, sleep, type EdgeContext, type Lifecycle } from './context.js';
+import { HttpRoutes, commonHeaders, originAllowed } from './http-routes.js';
+import { Hub } from './hub.js';
+import type { JobAccess } from './job-access.js';
+import { createEdgeJobs } from './jobs.js';
+import { Messages } from './messages.js';
+import { EdgeMetrics } from './metrics.js';
 import { EdgePresence } from './presence.js';
+import { planShed } from './rebalance.js';
 import { SseHub, type SseHost } from './sse.js';
-import { loadUws, type HttpRequest, type HttpResponse, type TemplatedApp, type WebSocket, type us_listen_socket, type us_socket_context_t, type WebSocketBehavior } from './uws.js';
+import { Subscriptions } from './subscriptions.js';
+import { loadUws, type HttpRequest, type HttpResponse, type WebSocket, type us_listen_socket, type us_socket_context_t, type WebSocketBehavior } from './uws.js';
+
+export type { JobAccess, JobSnapshotView } from './job-access.js';
 
 /** Frames up to this size still reach the edge to be answered `too_large` + 1009. */
 const MAX_PAYLOAD_CEILING = 16 * 1024 * 1024;
-/** Frames a client may send while its first-frame `auth` is being verified. */
-const MAX_QUEUED_DURING_AUTH = 32;
-/** Live events buffered per joining subscription before it gives up on exact recovery. */
-const MAX_JOIN_BUFFER = 10_000;
-/** Longest a join waits for this node's live stream to catch up with the history it sent. */
-const JOIN_CATCH_UP_MS = 1000;
-/** setTimeout's ceiling; longer token lifetimes are re-armed. */
-const MAX_TIMER_MS = 2_147_483_647;
 /** After the last client has gone, how long a draining node keeps answering /ready with 503. */
 const DRAIN_LINGER_MS = 1000;
 const MAX_RECONNECT_JITTER_MS = 2000;
 const REBALANCE_TICK_MS = 1000;
-/** How long a subscribe waits for an earlier join of the same channel to finish. */
-const JOIN_WAIT_MS = 10_000;
-const JOIN_POLL_MS = 10;
-/** How long a resume waits for the node that holds a session to hand it over. */
-const HANDOVER_TIMEOUT_MS = 500;
 /** Least time between two samples of the node's own numbers (the in-memory registry reads them often). */
 const STATS_SAMPLE_MS = 500;
-/** Close code for a connection whose session was resumed by a newer connection (extension). */
-const SESSION_TAKEN_OVER = 4011;
-/** HTTP bodies may be this large even when MAX_MESSAGE_BYTES is set lower. */
-const MIN_BODY_LIMIT = 64 * 1024;
-/** What an event frame adds around its data (type, channel, seq, event, timestamp). */
-const EVENT_FRAME_OVERHEAD = 1024;
-
-/**
- * Who may subscribe to `job:<id>` and cancel it, and the job API behind `/jobs` (jobs.ts;
- * @switchyard/jobs' JobService implements it). Built from KAFKA_SERVERS when not given.
- */
-export interface JobAccess {
-  ownerOf(jobId: string): Promise<string | undefined>;
-  /** `byUser` undefined: the caller has checked the rights itself. */
-  cancel?(jobId: string, byUser: string | undefined): Promise<'cancelled' | 'not_found' | 'forbidden' | 'finished'>;
-  /** `POST /jobs`: validates and queues a job owned by `owner`; throws a JobError. */
-  submit?(body: Record<string, unknown>, owner: string): Promise<{ jobId: string }>;
-  /** `GET /jobs/:id`. */
-  status?(jobId: string): Promise<{ owner?: string } | undefined>;
-  /**
-   * The job's status and the seq (in `epoch`) of the last job event it reflects, for the
-   * `snapshot` frame a `job:<id>` subscription starts with; undefined when there is none.
-   */
-  snapshot?(jobId: string): Promise<JobSnapshotView | undefined>;
-  /** The latest jobs, newest first, for the console (`GET /admin/jobs`). */
-  recent?(limit: number): Promise<readonly JobRecord[]>;
-  /** `/health`'s `kafka.status`. */
-  health?(): { status: string };
-  /** Called once when the node stops, before its broker closes. */
-  close?(): Promise<void>;
-}
-
-/** A job's status as of the job event with seq `seq` (in `epoch`); see JobAccess.snapshot. */
-export interface JobSnapshotView {
-  seq: number;
-  epoch: string;
-  data: Json;
-}
 
 export interface EdgeDeps {
   broker?: Broker;
@@ -104,11 +42,11 @@ export interface EdgeDeps {
   registry?: WorkerRegistry;
 }
 
-type Lifecycle = 'new' | 'starting' | 'serving' | 'draining' | 'stopped';
-
 /**
  * One edge node: WebSocket and HTTP on one uWS app. Data flows one way: socket → protocol
- * (parse) → this class (auth, limits, routing) → broker → back out through uWS topics.
+ * (client-protocol.ts: parse, auth, limits) → subscriptions / messages → broker → back out
+ * through the hub (hub.ts: uWS topics, slow lanes, SSE). This class builds the parts around
+ * one shared EdgeContext and owns the server's lifecycle: listen, timers, drain, stop.
  */
 export class EdgeNode {
   readonly config: EdgeConfig;
@@ -116,61 +54,79 @@ export class EdgeNode {
   readonly sessions: SessionStore;
   readonly metrics: EdgeMetrics;
   readonly log: Logger;
-  readonly #jobs: JobAccess | undefined;
   readonly registry: WorkerRegistry;
-  readonly #verifier: TokenVerifier;
-  readonly #presence: EdgePresence;
-  readonly #conns = new Set<Connection>();
-  readonly #byId = new Map<string, Connection>();
-  readonly #byUser = new Map<string, Set<Connection>>();
-  readonly #bySession = new Map<string, Connection>();
-  /** Connections joining a channel, to receive events that arrive meanwhile. */
-  readonly #joiners = new Map<string, Set<Connection>>();
-  /** Live subscribers per channel (fast and slow alike). */
-  readonly #members = new Map<string, Set<Connection>>();
-  /** Subscribers of a channel currently served from their own SlowLane instead of the uWS topic. */
-  readonly #slowMembers = new Map<string, Set<Connection>>();
-  /** Latest seq seen per channel with local subscribers: where a closing session stood. */
-  readonly #channelSeq = new Map<string, { seq: number; epoch: string }>();
-  #app: TemplatedApp | undefined;
-  #sse: SseHub | undefined;
+  /** Pending / authenticated / per-address counts (admission.ts), shared by every transport. */
+  readonly admission: Admission;
+  readonly #ctx: EdgeContext;
+  readonly #hub: Hub;
+  readonly #subs: Subscriptions;
+  readonly #auth: AuthSessions;
+  readonly #messages: Messages;
+  readonly #client: ClientProtocol;
+  readonly #routes: HttpRoutes;
   #listenSocket: us_listen_socket | undefined;
   #port = 0;
-  #upgrading = 0;
-  #state: Lifecycle = 'new';
   #pingTimer: NodeJS.Timeout | undefined;
   #pressureTimer: NodeJS.Timeout | undefined;
   #rebalanceTimer: NodeJS.Timeout | undefined;
   #stopping: Promise<void> | undefined;
   #draining: Promise<void> | undefined;
-  #brokerDownSince: number | undefined;
-  readonly #handovers = new Map<string, () => void>();
-  #handoverSeq = 0;
-  readonly #startedAt = Date.now();
   /** What this node reports about itself in its heartbeat (the console reads it). */
-  readonly #sampler = new NodeSampler(
-    { sessions: () => this.#bySession.size, channels: () => this.#channelCounts() },
-    STATS_SAMPLE_MS,
-  );
-  /** Pending / authenticated / per-address counts (admission.ts), shared by every transport. */
-  readonly admission: Admission;
-  readonly #replayer: Replayer;
+  readonly #sampler: NodeSampler;
 
   constructor(config: EdgeConfig, deps: EdgeDeps = {}) {
     this.config = config;
-    this.log = deps.logger ?? pino({ level: config.logLevel, base: { worker_id: config.workerId } });
-    const parts = deps.broker === undefined || deps.sessions === undefined || deps.registry === undefined ? createClusterParts(config, this.log) : undefined;
-    this.broker = deps.broker ?? parts!.broker;
+    const log = deps.logger ?? pino({ level: config.logLevel, base: { worker_id: config.workerId } });
+    this.log = log;
+    const parts = deps.broker === undefined || deps.sessions === undefined || deps.registry === undefined ? createClusterParts(config, log) : undefined;
+    const broker = deps.broker ?? parts!.broker;
+    this.broker = broker;
     this.sessions = deps.sessions ?? parts!.sessions;
     this.registry = deps.registry ?? parts!.registry;
-    this.metrics = new EdgeMetrics(config.workerId);
-    this.metrics.trackBroker(() => this.broker.health());
-    this.#jobs = deps.jobs ?? createEdgeJobs(config, this.broker, this.log, this.metrics);
-    this.#verifier = createVerifier(config);
-    const mayRead = (claims: Claims, channel: string) => this.#mayRead(claims, channel);
-    this.#presence = new EdgePresence({ config, broker: this.broker, log: this.log, metrics: this.metrics, verifier: this.#verifier, mayRead });
+    const metrics = new EdgeMetrics(config.workerId);
+    this.metrics = metrics;
+    metrics.trackBroker(() => broker.health());
+    const jobs = deps.jobs ?? createEdgeJobs(config, broker, log, metrics);
+    const verifier = createVerifier(config);
     this.admission = new Admission(config);
-    this.#replayer = new Replayer(new ReplayBudget(config.maxReplayBytesInFlight), Math.max(config.maxMessageBytes, MIN_BODY_LIMIT) + EVENT_FRAME_OVERHEAD);
+    const presence = new EdgePresence({ config, broker, log, metrics, verifier, mayRead: (claims, channel) => mayRead({ jobs }, claims, channel) });
+    const ctx: EdgeContext = {
+      config,
+      log,
+      metrics,
+      broker,
+      sessions: this.sessions,
+      registry: this.registry,
+      admission: this.admission,
+      verifier,
+      jobs,
+      presence,
+      conns: new Set(),
+      byId: new Map(),
+      byUser: new Map(),
+      bySession: new Map(),
+      startedAt: Date.now(),
+      state: 'new',
+      upgrading: 0,
+    };
+    this.#ctx = ctx;
+    // The parts call each other through the narrow hooks given here; none imports this class.
+    this.#hub = new Hub(ctx, (conn, channel, join) => this.#subs.completeJoin(conn, channel, join));
+    this.#subs = new Subscriptions(ctx, this.#hub);
+    this.#auth = new AuthSessions(ctx, {
+      subscribe: (conn, channel, since, ref, epoch) => this.#subs.subscribe(conn, channel, since, ref, epoch),
+      leave: (conn, channel) => this.#subs.leave(conn, channel),
+      handleText: (conn, text) => this.#client.handleText(conn, text),
+      internal: (conn, err, ref) => this.#client.internal(conn, err, ref),
+    });
+    this.#messages = new Messages(ctx, this.#hub, this.#auth);
+    this.#client = new ClientProtocol(ctx, { auth: this.#auth, subscriptions: this.#subs, messages: this.#messages, hub: this.#hub });
+    this.#sampler = new NodeSampler({ sessions: () => ctx.bySession.size, channels: () => this.#hub.channelCounts() }, STATS_SAMPLE_MS);
+    this.#routes = new HttpRoutes(ctx, {
+      sampler: this.#sampler,
+      publishOrLocal: (channel, event, dataJson, coalesce) => this.#messages.publishOrLocal(channel, event, dataJson, coalesce),
+      channels: () => this.#hub.channels,
+    });
   }
 
   get port(): number {
@@ -178,18 +134,20 @@ export class EdgeNode {
   }
 
   get connectionCount(): number {
-    return this.#conns.size;
+    return this.#ctx.conns.size;
   }
 
   get lifecycle(): Lifecycle {
-    return this.#state;
+    return this.#ctx.state;
   }
 
   async start(): Promise<number> {
-    if (this.#state !== 'new') throw new Error(`cannot start a node that is ${this.#state}`);
-    this.#state = 'starting';
+    const ctx = this.#ctx;
+    if (ctx.state !== 'new') throw new Error(`cannot start a node that is ${ctx.state}`);
+    ctx.state = 'starting';
     const uws = loadUws();
     const c = this.config;
+    const client = this.#client;
     const behavior: WebSocketBehavior<SocketData> = {
       // uWS hard-closes (1006) past maxPayloadLength without a word; set it above our own
       // limit so an oversize frame reaches us and gets `too_large` + 1009 as the contract says.
@@ -206,25 +164,26 @@ export class EdgeNode {
       // An exception escaping a uWS callback would take the whole process down; each one
       // is contained and logged, and only the connection concerned is affected.
       upgrade: (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) =>
-        this.#guard('upgrade', () => this.#onUpgrade(res, req, context), () => res.close()),
-      open: (ws: WebSocket<SocketData>) => this.#guard('open', () => this.#onOpen(ws), () => ws.end(1011, 'internal_error')),
+        this.#guard('upgrade', () => client.onUpgrade(res, req, context), () => res.close()),
+      open: (ws: WebSocket<SocketData>) => this.#guard('open', () => client.onOpen(ws), () => ws.end(1011, 'internal_error')),
       message: (ws: WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean) =>
-        this.#guard('message', () => this.#onMessage(ws, message, isBinary)),
-      drain: (ws: WebSocket<SocketData>) => this.#guard('drain', () => this.#onDrain(ws.getUserData().conn)),
+        this.#guard('message', () => client.onMessage(ws, message, isBinary)),
+      drain: (ws: WebSocket<SocketData>) => this.#guard('drain', () => client.onDrain(ws.getUserData().conn)),
       pong: (ws: WebSocket<SocketData>) => {
         ws.getUserData().conn.lastSeen = Date.now();
       },
-      close: (ws: WebSocket<SocketData>, code: number) => this.#guard('close', () => this.#onClose(ws, code)),
+      close: (ws: WebSocket<SocketData>, code: number) => this.#guard('close', () => client.onClose(ws, code)),
     };
     const app = uws.App();
     app.ws<SocketData>('/ws', behavior).ws<SocketData>('/', behavior);
-    this.#routes(app);
-    this.#app = app;
-    this.broker.setListener((event) => this.#deliver(event));
-    this.broker.onReset((channel, position) => this.#announceReset(channel, position));
-    this.broker.onNodeMessage((payload) => this.#onNodeMessage(payload));
-    this.broker.onSignal((channel, frame) => this.#signal(channel, frame));
-    this.#presence.start();
+    const sse = new SseHub(this.#sseHost());
+    this.#routes.register(app, sse);
+    this.#hub.open(app, sse);
+    this.broker.setListener((event) => this.#hub.deliver(event));
+    this.broker.onReset((channel, position) => this.#hub.announceReset(channel, position));
+    this.broker.onNodeMessage((payload) => this.#messages.onNodeMessage(payload));
+    this.broker.onSignal((channel, frame) => this.#hub.signal(channel, frame));
+    ctx.presence.start();
 
     await new Promise<void>((resolve, reject) => {
       app.listen(c.host, c.port, (socket) => {
@@ -238,18 +197,18 @@ export class EdgeNode {
       });
     });
     this.#pingTimer = setInterval(() => this.#pingSweep(), c.pingIntervalS * 1000);
-    this.#pressureTimer = setInterval(() => this.#pressureSweep(), c.backpressureCheckMs);
+    this.#pressureTimer = setInterval(() => this.#hub.pressureSweep(), c.backpressureCheckMs);
     if (c.rebalance && this.broker.kind === 'redis') this.#rebalanceTimer = setInterval(() => this.#rebalance(), Math.max(REBALANCE_TICK_MS, c.heartbeatMs));
     // A node may start while Redis is away: it serves degraded (and not ready) until it is back.
     await this.broker.ready(5000).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'starting without the broker'));
     await this.registry.start(() => ({
       id: c.workerId,
-      connections: this.#conns.size,
-      startedAt: this.#startedAt,
-      draining: this.#state === 'draining',
+      connections: ctx.conns.size,
+      startedAt: ctx.startedAt,
+      draining: ctx.state === 'draining',
       stats: this.#sampler.sample(),
     }));
-    this.#state = 'serving';
+    ctx.state = 'serving';
     this.log.info({ port: this.#port, host: c.host, broker: this.broker.kind }, 'edge listening');
     return this.#port;
   }
@@ -267,985 +226,35 @@ export class EdgeNode {
     }
   }
 
-  // ───────────────────────────── upgrade and auth ─────────────────────────────
-
-  #onUpgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
-    const key = req.getHeader('sec-websocket-key');
-    const protocols = req.getHeader('sec-websocket-protocol');
-    const extensions = req.getHeader('sec-websocket-extensions');
-    const origin = req.getHeader('origin');
-    const url = req.getUrl();
-    const token = bearer(req.getHeader('authorization')) ?? (req.getQuery('token') || undefined);
-    const ip = this.admission.clientAddress(Buffer.from(res.getRemoteAddressAsText()).toString(), req.getHeader('x-forwarded-for'));
-    const protocol = protocols.split(',')[0]?.trim() ?? '';
-
-    const refuse = (status: number, code: string, error: string) =>
-      writeReply(res, { status, body: { error, code } }, this.#commonHeaders({ url, origin }));
-    if (this.#state !== 'serving') return refuse(503, 'draining', 'node is not accepting connections');
-    if (!this.#originAllowed(origin)) return refuse(403, ErrorCode.Forbidden, 'origin not allowed');
-    const refusal = this.admission.check(ip, token !== undefined, this.#upgrading);
-    if (refusal !== undefined) {
-      this.log.debug({ ip, status: refusal.status }, 'upgrade refused by admission');
-      // The code is the `error` here, as PROTOCOL.md §9 spells refusals: `{"error":"too_many_connections"}`.
-      return writeReply(res, { status: refusal.status, body: { error: refusal.code, code: refusal.code, message: refusal.error } }, this.#commonHeaders({ url, origin }));
-    }
-    const upgrade = (claims?: Claims) => {
-      const data: SocketData = { conn: new Connection(ip, this.config.rateLimitBurst, claims) };
-      res.upgrade(data, key, protocol, extensions, context);
-    };
-    if (token === undefined) return upgrade();
-    const badToken = (err: unknown) => {
-      const reason = err instanceof AuthError ? err.reason : 'token_malformed';
-      const message = err instanceof AuthError ? err.message : 'token rejected';
-      this.log.debug({ reason, ip }, 'upgrade refused: bad token');
-      refuse(401, reason, message);
-    };
-
-    // With the key in hand the token is checked here and the upgrade completes in this
-    // handler. An upgrade completed later (after an await) can be closed by uWebSockets
-    // right after `open` (uNetworking/uWebSockets#1928, unfixed in the build used here).
-    let claims: Claims | undefined;
-    try {
-      claims = this.#verifier.verifySync(token);
-    } catch (err) {
-      return badToken(err);
-    }
-    if (claims !== undefined) return upgrade(claims);
-
-    // Only a JWKS key not yet cached gets here: fetch, then upgrade. Not corked, which
-    // avoids that bug at the price of a uWS warning on stderr for these rare upgrades.
-    let aborted = false;
-    res.onAborted(() => {
-      aborted = true;
-    });
-    this.#upgrading++;
-    this.#verifier.verify(token).then(
-      (verified) => {
-        this.#upgrading--;
-        if (aborted) return;
-        if (this.#state !== 'serving') return res.cork(() => refuse(503, 'draining', 'node is not accepting connections'));
-        upgrade(verified);
+  /** Server-Sent Events (sse.ts) reuse the WebSocket client's admission, join, limits and close. */
+  #sseHost(): SseHost {
+    const ctx = this.#ctx;
+    return {
+      config: this.config,
+      log: this.log,
+      broker: this.broker,
+      verifier: ctx.verifier,
+      headers: (origin) => commonHeaders(ctx, { url: '/sse', origin }),
+      clientAddress: (peer, forwardedFor) => this.admission.clientAddress(peer, forwardedFor),
+      refusal: (origin, ip) => {
+        if (ctx.state !== 'serving') return { status: 503, error: 'draining' };
+        // Browsers send no Origin on a same-origin EventSource GET: only a listed one passes, or none.
+        if (origin !== '' && !originAllowed(this.config, origin)) return { status: 403, error: ErrorCode.Forbidden };
+        // A stream carries its token, so it is admitted as an authenticated connection.
+        const refusal = this.admission.check(ip, true, ctx.upgrading);
+        return refusal === undefined ? undefined : { status: refusal.status, error: refusal.code };
       },
-      (err: unknown) => {
-        this.#upgrading--;
-        if (!aborted) res.cork(() => badToken(err));
-      },
-    );
-  }
-
-  #originAllowed(origin: string): boolean {
-    const allowed = this.config.allowedOrigins;
-    if (allowed === undefined) return true;
-    return origin !== '' && allowed.includes(origin);
-  }
-
-  #onOpen(ws: ClientSocket): void {
-    const conn = ws.getUserData().conn;
-    conn.ws = ws;
-    conn.admittedAs = conn.upgradeClaims !== undefined ? 'authenticated' : 'pending';
-    this.admission.opened(conn.ip, conn.admittedAs === 'authenticated');
-    this.#conns.add(conn);
-    this.#byId.set(conn.id, conn);
-    this.metrics.setConnections(this.#conns.size);
-    if (this.#state !== 'serving') {
-      conn.end(CloseCode.Restart, 'draining');
-      return;
-    }
-    if (conn.upgradeClaims !== undefined) {
-      conn.state = 'authenticating';
-      void this.#completeAuth(conn, conn.upgradeClaims, undefined, undefined);
-      return;
-    }
-    conn.authTimer = setTimeout(() => {
-      if (conn.state === 'pending' || conn.state === 'authenticating') this.#authFail(conn, 'auth_timeout', 'no auth frame within AUTH_TIMEOUT_MS');
-    }, this.config.authTimeoutMs);
-  }
-
-  #authFail(conn: Connection, code: string, error: string, closeCode: number = CloseCode.AuthFailed): void {
-    conn.send(encodeFrame({ type: 'auth_error', error, code }));
-    this.metrics.count('auth_error', 'out');
-    conn.end(closeCode, code);
-  }
-
-  async #onAuthFrame(conn: Connection, token: string, sessionId: string | undefined, ref: Ref | undefined, positions?: Record<string, number>): Promise<void> {
-    const refreshing = conn.state === 'ready';
-    if (!refreshing) conn.state = 'authenticating';
-    let claims: Claims;
-    try {
-      claims = await this.#verifier.verify(token);
-    } catch (err) {
-      if (!conn.open) return;
-      const reason = err instanceof AuthError ? err.reason : 'token_malformed';
-      const message = err instanceof AuthError ? err.message : 'token rejected';
-      return this.#authFail(conn, reason, message);
-    }
-    if (!conn.open) return;
-    if (refreshing) return this.#refreshAuth(conn, claims, ref);
-    await this.#completeAuth(conn, claims, sessionId, ref, positions);
-  }
-
-  /** A fresh token on a live connection: same user, new expiry and rights. */
-  async #refreshAuth(conn: Connection, claims: Claims, ref: Ref | undefined): Promise<void> {
-    if (claims.sub !== conn.userId) {
-      conn.send(encodeError(ErrorCode.Forbidden, 'a refreshed token must have the same sub', ref));
-      return;
-    }
-    conn.claims = claims;
-    this.#armExpiry(conn);
-    this.#sendAuthSuccess(conn, false, ref);
-    await this.#revokeLost(conn, claims);
-  }
-
-  /**
-   * PROTOCOL.md §9: every subscription (live or joining) the refreshed token no longer allows
-   * ends with `unsubscribed` + `reason:"forbidden"`, and leaves the session so no resume brings
-   * it back. Decided against the claims in force after each await: a newer refresh wins.
-   */
-  async #revokeLost(conn: Connection, claims: Claims): Promise<void> {
-    for (const channel of [...conn.subscriptions, ...conn.joining.keys()]) {
-      const allowed = await this.#mayRead(claims, channel).catch(() => false);
-      if (allowed || !conn.open || conn.claims !== claims || !this.#leave(conn, channel)) continue;
-      conn.send(encodeFrame({ type: 'unsubscribed', channel, reason: 'forbidden' }));
-      this.metrics.count('unsubscribed', 'out');
-      if (conn.session !== undefined) this.#saveSession(conn.session);
-    }
-  }
-
-  async #completeAuth(conn: Connection, claims: Claims, sessionId: string | undefined, ref: Ref | undefined, positions?: Record<string, number>): Promise<void> {
-    clearTimeout(conn.authTimer);
-    conn.authTimer = undefined;
-    if (conn.admittedAs === 'pending') {
-      if (!this.admission.authenticate()) return this.#authFail(conn, ErrorCode.TooManyConnections, 'too_many_connections', CloseCode.TooManyConnections);
-      conn.admittedAs = 'authenticated';
-    }
-    const mine = this.#byUser.get(claims.sub);
-    if (mine !== undefined && mine.size >= this.config.maxConnectionsPerUser) {
-      return this.#authFail(conn, ErrorCode.TooManyConnections, 'too_many_connections', CloseCode.TooManyConnections);
-    }
-    // Reserve the slot before any await so two racing connections of one user cannot both pass.
-    conn.claims = claims;
-    this.#addToUser(conn);
-    // The same limit across the cluster, decided atomically in Redis. If Redis cannot answer,
-    // the node's own count (above) still holds: admission fails open, not closed.
-    const admitted = await this.registry.admitConnection(conn.id, claims.sub, this.config.maxConnectionsPerUser).catch((err: unknown) => {
-      this.log.warn({ err }, 'cluster-wide admission unavailable; local limit only');
-      return true;
-    });
-    if (!conn.open) return;
-    if (!admitted) return this.#authFail(conn, ErrorCode.TooManyConnections, 'too_many_connections', CloseCode.TooManyConnections);
-
-    let record: SessionRecord | undefined;
-    if (sessionId !== undefined) {
-      try {
-        const loaded = await this.sessions.load(sessionId);
-        if (loaded !== undefined && loaded.userId === claims.sub) record = loaded;
-      } catch (err) {
-        this.log.warn({ err, sessionId }, 'session load failed; starting a new session');
-      }
-      if (!conn.open) return;
-    }
-    const resumed = record !== undefined;
-    if (record !== undefined) {
-      const previous = this.#bySession.get(record.id);
-      if (previous !== undefined && previous !== conn) {
-        previous.session = undefined;
-        previous.end(SESSION_TAKEN_OVER, 'session_resumed_elsewhere');
-      }
-    }
-    if (record !== undefined && record.live === true && record.node !== undefined && record.node !== this.config.workerId) {
-      record = await this.#settle(record);
-      if (!conn.open) return;
-    }
-    conn.session = record ?? { id: newSessionId(), userId: claims.sub, subscriptions: {} };
-    conn.session.node = this.config.workerId;
-    conn.session.live = true;
-    this.#bySession.set(conn.session.id, conn);
-    conn.state = 'ready';
-    this.#armExpiry(conn);
-    this.#sendAuthSuccess(conn, resumed, ref);
-    void this.sessions.save(conn.session).catch((err: unknown) => this.log.warn({ err }, 'session save failed'));
-
-    if (record !== undefined) {
-      for (const [channel, position] of Object.entries(record.subscriptions)) {
-        // The client's own position (v1.1 `positions`) beats the recorded one: it is exactly
-        // what it received, where a killed node's record may lag behind or run ahead.
-        const seq = positions !== undefined && Object.hasOwn(positions, channel) ? positions[channel]! : position.seq;
-        // Rights are checked again: the new token may grant less than the one that made the session.
-        this.#subscribe(conn, channel, seq, undefined, position.epoch).catch((err: unknown) => this.#internal(conn, err, undefined));
-      }
-    }
-    const queued = conn.queued.splice(0);
-    conn.queuedBytes = 0;
-    for (const text of queued) this.#handleText(conn, text);
-  }
-
-  /**
-   * A session still marked live on another node: that node is closing the old connection
-   * right now, still holds it (a half-open connection it has not noticed), or died. Ask it
-   * through its inbox to hand the session over: a live node closes its connection (4011) and
-   * saves exact positions, then answers; the session is read again. No answer within
-   * HANDOVER_TIMEOUT_MS means the node is gone: its last recorded channel positions are the
-   * resume point (it had handed those events to the connection).
-   */
-  async #settle(record: SessionRecord): Promise<SessionRecord> {
-    const node = record.node!;
-    const answered = (await this.registry.checkAlive(node).catch(() => false)) && (await this.#requestHandover(node, record.id));
-    if (answered) return (await this.sessions.load(record.id).catch(() => undefined)) ?? record;
-    await this.#adoptPositions(record);
-    return record;
-  }
-
-  #requestHandover(node: string, sessionId: string): Promise<boolean> {
-    const request = `${this.config.workerId}:${++this.#handoverSeq}`;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#handovers.delete(request);
-        resolve(false);
-      }, HANDOVER_TIMEOUT_MS);
-      this.#handovers.set(request, () => {
-        clearTimeout(timer);
-        this.#handovers.delete(request);
-        resolve(true);
-      });
-      this.broker.sendToNode(node, `h\t${request}\t${this.config.workerId}\t${sessionId}`).catch(() => {
-        clearTimeout(timer);
-        this.#handovers.delete(request);
-        resolve(false);
-      });
-    });
-  }
-
-  /** Another node resumes a session held here: close ours, save, then answer (from #onClose). */
-  #handOver(from: string, request: string, sessionId: string): void {
-    const conn = this.#bySession.get(sessionId);
-    if (conn === undefined || !conn.open) return this.#replyHandover(from, request);
-    conn.handover = { from, request };
-    conn.end(SESSION_TAKEN_OVER, 'session_resumed_elsewhere');
-  }
-
-  #replyHandover(to: string, request: string): void {
-    this.broker.sendToNode(to, `H\t${request}\t`).catch((err: unknown) => this.log.warn({ err }, 'handover reply failed'));
-  }
-
-  /**
-   * A session still marked live on another node was not closed cleanly: that node died
-   * (kill -9, crash) before saving where the client stood. It did record, in batches, the
-   * latest seq it handed out per channel; a live subscriber had been given those events, so
-   * they are the better resume point.
-   */
-  async #adoptPositions(record: SessionRecord): Promise<void> {
-    let positions: Record<string, { seq: number; epoch: string }>;
-    try {
-      positions = await this.registry.positionsOf(record.node!);
-    } catch (err) {
-      this.log.warn({ err }, 'could not read the previous node’s positions');
-      return;
-    }
-    for (const [channel, mine] of Object.entries(record.subscriptions)) {
-      const theirs = positions[channel];
-      if (theirs !== undefined && theirs.epoch === mine.epoch && theirs.seq > mine.seq) record.subscriptions[channel] = theirs;
-    }
-  }
-
-  #sendAuthSuccess(conn: Connection, resumed: boolean, ref: Ref | undefined): void {
-    const frame: ServerFrame = {
-      type: 'auth_success',
-      connection_id: conn.id,
-      user_id: conn.userId,
-      session_id: conn.session?.id ?? '',
-      node_id: this.config.workerId,
-      resumed,
+      mayRead: (claims, channel) => mayRead(ctx, claims, channel),
+      open: (socket) => this.#guard('open', () => this.#client.onOpen(socket), () => socket.close()),
+      subscribe: (conn, channel, since, epoch) => this.#subs.subscribe(conn, channel, since, undefined, epoch),
+      closed: (socket, code) => this.#guard('close', () => this.#client.onClose(socket, code)),
     };
-    if (ref !== undefined) frame.ref = ref;
-    conn.send(encodeFrame(frame));
-    this.metrics.count('auth_success', 'out');
-  }
-
-  #addToUser(conn: Connection): void {
-    let set = this.#byUser.get(conn.userId);
-    if (set === undefined) {
-      set = new Set();
-      this.#byUser.set(conn.userId, set);
-    }
-    set.add(conn);
-  }
-
-  /** At `exp` the connection gets `auth_expired` and 4001, unless a fresh `auth` moved `exp` on. */
-  #armExpiry(conn: Connection): void {
-    clearTimeout(conn.expiryTimer);
-    const exp = conn.claims?.exp;
-    if (exp === undefined) return;
-    const delay = exp * 1000 - Date.now();
-    conn.expiryTimer = setTimeout(
-      () => {
-        if (!conn.open || conn.claims?.exp !== exp) return;
-        if (exp * 1000 > Date.now()) return this.#armExpiry(conn);
-        conn.send(encodeFrame({ type: 'auth_expired' }));
-        this.metrics.count('auth_expired', 'out');
-        conn.end(CloseCode.AuthFailed, 'token_expired');
-      },
-      Math.min(Math.max(delay, 0), MAX_TIMER_MS),
-    );
-  }
-
-  // ───────────────────────────── frames ─────────────────────────────
-
-  #onMessage(ws: WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean): void {
-    const conn = ws.getUserData().conn;
-    const now = Date.now();
-    conn.lastSeen = now;
-    if (!conn.take(now, this.config.rateLimitPerS, this.config.rateLimitBurst)) {
-      this.metrics.count('rate_limited', 'in');
-      conn.send(encodeError(ErrorCode.RateLimited, 'more frames than RATE_LIMIT_PER_S / RATE_LIMIT_BURST allow'));
-      conn.end(CloseCode.RateLimited, 'rate_limited');
-      return;
-    }
-    if (message.byteLength > this.config.maxMessageBytes) {
-      this.metrics.count('too_large', 'in');
-      conn.send(encodeError(ErrorCode.TooLarge, `frame larger than MAX_MESSAGE_BYTES (${this.config.maxMessageBytes})`));
-      conn.end(CloseCode.TooLarge, 'too_large');
-      return;
-    }
-    if (isBinary) {
-      this.metrics.count('binary', 'in');
-      if (conn.state !== 'ready') return this.#rejectBeforeAuth(conn, 'binary frame before auth');
-      conn.send(encodeError(ErrorCode.BadFrame, 'binary frames are not accepted; send JSON text frames'));
-      return;
-    }
-    // Copies out of uWS's buffer, which is reused after this callback returns.
-    const text = Buffer.from(message).toString('utf8');
-    if (conn.state === 'authenticating') {
-      if (conn.queued.length >= MAX_QUEUED_DURING_AUTH) return this.#rejectBeforeAuth(conn, 'too many frames before auth completed');
-      conn.queued.push(text);
-      conn.queuedBytes += text.length;
-      return;
-    }
-    this.#handleText(conn, text);
-  }
-
-  #rejectBeforeAuth(conn: Connection, why: string): void {
-    this.#authFail(conn, ErrorCode.Unauthenticated, `the first frame must be auth (${why})`);
-  }
-
-  #handleText(conn: Connection, text: string): void {
-    if (!conn.open) return;
-    const parsed = parseClientFrame(text);
-    if (!parsed.ok) {
-      this.metrics.count('invalid', 'in');
-      if (conn.state !== 'ready') return this.#rejectBeforeAuth(conn, parsed.error);
-      conn.send(encodeError(parsed.code, parsed.error, parsed.ref));
-      this.metrics.count('error', 'out');
-      return;
-    }
-    const frame = parsed.frame;
-    this.metrics.count(frame.type, 'in');
-    if (conn.state !== 'ready') {
-      if (frame.type !== 'auth') return this.#rejectBeforeAuth(conn, `got "${frame.type}"`);
-      void this.#onAuthFrame(conn, frame.token, frame.session_id, frame.ref, frame.positions).catch((err: unknown) => this.#internal(conn, err, frame.ref));
-      return;
-    }
-    this.#dispatch(conn, frame).catch((err: unknown) => this.#internal(conn, err, frame.ref));
-  }
-
-  #internal(conn: Connection, err: unknown, ref: Ref | undefined): void {
-    this.log.error({ err, conn: conn.id }, 'frame handling failed');
-    conn.send(encodeError(ErrorCode.Unavailable, 'the server could not complete this request', ref));
-  }
-
-  async #dispatch(conn: Connection, frame: ClientFrame): Promise<void> {
-    switch (frame.type) {
-      case 'ping':
-        conn.send(frame.ref === undefined ? '{"type":"pong"}' : encodeFrame({ type: 'pong', ref: frame.ref }));
-        this.metrics.count('pong', 'out');
-        return;
-      case 'auth':
-        return this.#onAuthFrame(conn, frame.token, frame.session_id, frame.ref);
-      case 'subscribe':
-        return this.#subscribe(conn, frame.channel, frame.since, frame.ref, undefined, frame.snapshot !== false);
-      case 'unsubscribe':
-        return this.#unsubscribe(conn, frame.channel, frame.ref);
-      case 'publish':
-        return this.#publish(conn, frame.channel, frame.event, frame.data, frame.ref, frame.coalesce);
-      case 'direct':
-        return this.#direct(conn, frame.to, frame.data, frame.ref);
-      case 'cancel':
-        return this.#cancel(conn, frame.job_id, frame.ref);
-      case 'presence': {
-        const reply = await this.#presence.frame(conn, frame.channel, frame.ref);
-        if (conn.open) conn.send(reply);
-        return;
-      }
-    }
-  }
-
-  // ───────────────────────────── channels ─────────────────────────────
-
-  async #mayRead(claims: Claims, channel: string): Promise<boolean> {
-    if (canSubscribe(claims, channel)) return true;
-    if (channel.startsWith('job:') && this.#jobs !== undefined) {
-      const owner = await this.#jobs.ownerOf(channel.slice(4));
-      return owner !== undefined && owner === claims.sub;
-    }
-    return false;
-  }
-
-  async #subscribe(conn: Connection, channel: string, since: number | undefined, ref: Ref | undefined, epoch?: string, withSnapshot = true): Promise<void> {
-    const claims = conn.claims!;
-    const result = (extra: { success: boolean; error?: string; seq?: number }) => {
-      conn.send(encodeFrame({ type: 'subscription_result', channel, ...extra, ...(ref !== undefined && { ref }) }));
-      this.metrics.count('subscription_result', 'out');
-    };
-    // A subscribe to a channel still joining (a resumed session restores its channels while the
-    // client, reconnected, subscribes again) waits for that join, then answers as a repeat.
-    if (!(await this.#joined(conn, channel))) return;
-    const already = conn.subscriptions.has(channel);
-    if (!already && conn.subscriptions.size + conn.joining.size >= this.config.maxSubscriptionsPerConnection) {
-      return result({ success: false, error: ErrorCode.TooManySubscriptions });
-    }
-    if (!(await this.#mayRead(claims, channel))) return result({ success: false, error: ErrorCode.Forbidden });
-    if (!conn.open) return;
-    // Checked again after the await: subscribes pipelined by one client must not overshoot the limit together.
-    if (!conn.subscriptions.has(channel) && conn.subscriptions.size + conn.joining.size >= this.config.maxSubscriptionsPerConnection) {
-      return result({ success: false, error: ErrorCode.TooManySubscriptions });
-    }
-    if (!(await this.#joined(conn, channel))) return;
-    if (conn.subscriptions.has(channel)) {
-      if (since === undefined) {
-        const position = await this.broker.position(channel);
-        return result({ success: true, seq: position.seq });
-      }
-      // A repeated subscribe with `since` asks for a replay: rejoin from that point (presence stays).
-      this.#leave(conn, channel, true);
-    }
-    // A refresh while this subscribe waited: the rights that count are the newest token's.
-    if (conn.claims !== claims && !(await this.#mayRead(conn.claims!, channel))) return result({ success: false, error: ErrorCode.Forbidden });
-    if (!conn.open) return;
-    await this.#join(conn, channel, since, ref, epoch, withSnapshot);
-  }
-
-  /** Waits (bounded) until no join of `channel` is in progress; false when the connection went away. */
-  async #joined(conn: Connection, channel: string): Promise<boolean> {
-    const deadline = Date.now() + JOIN_WAIT_MS;
-    while (conn.joining.has(channel) && conn.open && Date.now() < deadline) await sleep(JOIN_POLL_MS);
-    return conn.open && !conn.joining.has(channel);
-  }
-
-  /**
-   * Joins a channel without a gap or a duplicate at the seam between history and live:
-   * events that arrive while the position or history is fetched are buffered on the
-   * connection, then history, then the buffer (deduplicated by seq) are sent, and only then
-   * is the socket added to the uWS topic — all in one synchronous step, so no live event can
-   * slip between them. A `job:<id>` channel (unless asked `snapshot: false`) starts with a
-   * `snapshot` of the job's status, read after the broker subscription is in place; the
-   * history read then starts at the seq the snapshot reflects, or at `since` when given.
-   */
-  async #join(conn: Connection, channel: string, since: number | undefined, ref: Ref | undefined, epoch: string | undefined, withSnapshot = true): Promise<void> {
-    const join: JoinState = { buffer: [], bufferBytes: 0, overflowed: false };
-    conn.joining.set(channel, join);
-    let joiners = this.#joiners.get(channel);
-    if (joiners === undefined) {
-      joiners = new Set();
-      this.#joiners.set(channel, joiners);
-    }
-    joiners.add(conn);
-    let interest = false;
-    let waiting = false;
-    try {
-      await this.broker.subscribe(channel);
-      interest = true;
-      // A job channel starts with a snapshot of the job's status (read after the subscribe,
-      // so every later event is in the history read below or in the join buffer).
-      const snapshot = withSnapshot ? await this.#jobSnapshot(channel) : undefined;
-      let page: HistoryPage | undefined;
-      let tail: { page: HistoryPage; seq: number; from: number } | undefined;
-      // Superseded meanwhile (an unsubscribe right behind the subscribe): no history is read at all.
-      const wanted = () => conn.open && conn.joining.get(channel) === join;
-      const readPage = (from: number, limit: number) => (wanted() ? this.broker.history(channel, from, limit) : this.broker.position(channel).then((p) => ({ ...p, events: [], recovered: false })));
-      if (snapshot === undefined) page = since === undefined ? undefined : await this.#replayer.firstPage(readPage, since);
-      else if (since === undefined) page = (tail = await this.#tailOf(channel, snapshot, undefined, epoch)).page;
-      else {
-        // With `since` the contract's replay holds (PROTOCOL.md §3: every event after `since`,
-        // `recovered:false` where history lost some); the snapshot comes first as extra context.
-        const at = await this.#tailOf(channel, snapshot, undefined, undefined);
-        page = await this.#replayer.firstPage(readPage, since);
-        tail = { page, seq: at.seq, from: since };
-      }
-      const position = page ?? (await this.broker.position(channel));
-      if (!conn.open || conn.joining.get(channel) !== join) {
-        this.broker.unsubscribe(channel);
-        return;
-      }
-      // A session from another epoch (history reset) cannot be replayed exactly; after a
-      // snapshot, only the events after it need to be (the snapshot stands for the rest).
-      const epochMatches = epoch === undefined || epoch === position.epoch || (tail !== undefined && since === undefined);
-      const recovered = page === undefined || (tail !== undefined && since === undefined) ? undefined : page.recovered && epochMatches && !join.overflowed;
-      const frame: ServerFrame = { type: 'subscription_result', channel, success: true, seq: position.seq, epoch: position.epoch };
-      if (recovered !== undefined) frame.recovered = recovered;
-      if (ref !== undefined) frame.ref = ref;
-      const ws = conn.ws!;
-      let last = tail?.from ?? since ?? position.seq;
-      ws.cork(() => {
-        ws.send(encodeFrame(frame), false, false);
-        if (tail !== undefined) ws.send(encodeFrame({ type: 'snapshot', channel, seq: tail.seq, epoch: position.epoch, data: snapshot!.data }), false, false);
-        if (page !== undefined) {
-          for (const e of page.events) {
-            if (e.seq > last) {
-              ws.send(e.frame, false, false);
-              last = e.seq;
-            }
-          }
-        }
-      });
-      this.metrics.count('subscription_result', 'out');
-      if (page !== undefined && Replayer.hasMore(page, last)) {
-        const outcome = await replayToSocket(this.#replayer, conn, channel, readPage, wanted, last, page, this.config.coalesceBytes);
-        if (!wanted()) {
-          this.broker.unsubscribe(channel);
-          return;
-        }
-        last = outcome;
-      }
-      ws.cork(() => {
-        for (const e of join.buffer) {
-          if (e.seq > last) {
-            ws.send(e.frame, false, false);
-            last = e.seq;
-          }
-        }
-      });
-      join.buffer = [];
-      join.bufferBytes = 0;
-      // The history read may have been answered before this node's live stream brought the
-      // same events (two Redis connections): then wait for the live stream to pass what was
-      // sent before taking live events, or they would come twice.
-      const live = this.broker.delivered?.(channel);
-      if (live !== undefined && live.epoch === position.epoch && live.seq < last) {
-        waiting = true;
-        this.log.debug({ channel, sent: last, live: live.seq }, 'join waits for the live stream to catch up with the history it sent');
-        join.waiting = { sent: last, epoch: position.epoch, timer: setTimeout(() => this.#completeJoin(conn, channel, join), JOIN_CATCH_UP_MS) };
-        return;
-      }
-      join.waiting = { sent: last, epoch: position.epoch };
-      this.#completeJoin(conn, channel, join);
-    } catch (err) {
-      if (interest) this.broker.unsubscribe(channel);
-      this.log.warn({ err, channel }, 'subscribe failed');
-      if (conn.open && conn.joining.get(channel) === join) {
-        conn.send(
-          encodeFrame({ type: 'subscription_result', channel, success: false, error: ErrorCode.Unavailable, ...(ref !== undefined && { ref }) }),
-        );
-      }
-    } finally {
-      if (!waiting) {
-        if (conn.joining.get(channel) === join) conn.joining.delete(channel);
-        joiners.delete(conn);
-        if (joiners.size === 0 && this.#joiners.get(channel) === joiners) this.#joiners.delete(channel);
-      }
-    }
-  }
-
-  /**
-   * The last step of a join: what live events came after what was sent, then the socket joins
-   * the uWS topic — in one synchronous step. Called at once, or (`join.waiting`) when this
-   * node's live stream of the channel has caught up with the history sent, or after
-   * JOIN_CATCH_UP_MS in any case.
-   */
-  #completeJoin(conn: Connection, channel: string, join: JoinState): void {
-    const at = join.waiting;
-    if (at === undefined || conn.joining.get(channel) !== join) return;
-    clearTimeout(at.timer);
-    join.waiting = undefined;
-    conn.joining.delete(channel);
-    const joiners = this.#joiners.get(channel);
-    joiners?.delete(conn);
-    if (joiners?.size === 0) this.#joiners.delete(channel);
-    if (!conn.open) {
-      this.broker.unsubscribe(channel);
-      return;
-    }
-    const ws = conn.ws!;
-    let last = at.sent;
-    ws.cork(() => {
-      for (const e of join.buffer) {
-        if (e.seq > last) {
-          ws.send(e.frame, false, false);
-          last = e.seq;
-        }
-      }
-      ws.subscribe(channel);
-    });
-    join.buffer = [];
-    join.bufferBytes = 0;
-    conn.subscriptions.add(channel);
-    this.#addMember(this.#members, channel, conn);
-    const seen = this.#channelSeq.get(channel);
-    if (seen === undefined || seen.seq < last || seen.epoch !== at.epoch) this.#channelSeq.set(channel, { seq: last, epoch: at.epoch });
-    if (conn.session !== undefined) {
-      conn.session.subscriptions[channel] = { seq: last, epoch: at.epoch };
-      this.#saveSession(conn.session);
-    }
-    this.#presence.joined(conn, channel);
-  }
-
-  /** A join waiting for the live stream ends without completing (unsubscribe, close): its broker interest goes. */
-  #dropWaitingJoin(conn: Connection, channel: string, join: JoinState): void {
-    if (join.waiting === undefined) return;
-    clearTimeout(join.waiting.timer);
-    join.waiting = undefined;
-    const joiners = this.#joiners.get(channel);
-    joiners?.delete(conn);
-    if (joiners?.size === 0) this.#joiners.delete(channel);
-    this.broker.unsubscribe(channel);
-  }
-
-  /** The job status a `job:<id>` subscription starts with; undefined for other channels, or without one. */
-  async #jobSnapshot(channel: string): Promise<JobSnapshotView | undefined> {
-    if (!channel.startsWith('job:') || this.#jobs?.snapshot === undefined) return undefined;
-    try {
-      return await this.#jobs.snapshot(channel.slice(4));
-    } catch (err) {
-      // Without a snapshot the subscription still works the contract's way.
-      this.log.warn({ err, channel }, 'job snapshot unavailable');
-      return undefined;
-    }
-  }
-
-  /**
-   * The history after a snapshot: events with seq above the snapshot's, and above `since`
-   * when the client has seen more. `seq` is the snapshot's seq in the channel's current
-   * epoch — 0 when the history was reset after the last job event (every event of the new
-   * epoch came after it), in which case a `since` from the old epoch means nothing.
-   */
-  async #tailOf(channel: string, snapshot: JobSnapshotView, since: number | undefined, sinceEpoch: string | undefined): Promise<{ page: HistoryPage; seq: number; from: number }> {
-    let seq = snapshot.seq;
-    let from = since !== undefined && since > seq ? since : seq;
-    let page = await this.broker.history(channel, from);
-    const sinceValid = (p: HistoryPage) => since !== undefined && (sinceEpoch === undefined ? since <= p.seq : sinceEpoch === p.epoch);
-    if (page.epoch !== snapshot.epoch) {
-      seq = 0;
-      from = sinceValid(page) ? since! : 0;
-      page = await this.broker.history(channel, from);
-    } else if (from !== seq && !sinceValid(page)) {
-      from = seq;
-      page = await this.broker.history(channel, from);
-    }
-    return { page, seq, from };
-  }
-
-  /** Drops a channel from a connection, live or joining; false when it had neither. */
-  #leave(conn: Connection, channel: string, rejoining = false): boolean {
-    if (conn.subscriptions.delete(channel)) {
-      if (!rejoining) this.#presence.left(conn, channel);
-      if (conn.open) conn.ws!.unsubscribe(channel);
-      this.broker.unsubscribe(channel);
-      if (conn.session !== undefined) delete conn.session.subscriptions[channel];
-      this.#removeMember(this.#members, channel, conn);
-      this.#removeMember(this.#slowMembers, channel, conn);
-      conn.lane?.channels.delete(channel);
-      if (!this.#members.has(channel) && !this.#joiners.has(channel)) this.#forgetChannel(channel);
-      return true;
-    }
-    // A pending join notices it was superseded and releases its own broker interest; a join
-    // waiting for the live stream has nothing pending, so it is released here.
-    const joining = conn.joining.get(channel);
-    if (joining !== undefined) this.#dropWaitingJoin(conn, channel, joining);
-    if (conn.joining.delete(channel)) {
-      if (conn.session !== undefined) delete conn.session.subscriptions[channel];
-      return true;
-    }
-    return false;
-  }
-
-  async #unsubscribe(conn: Connection, channel: string, ref: Ref | undefined): Promise<void> {
-    this.#leave(conn, channel);
-    conn.send(encodeFrame({ type: 'unsubscribed', channel, ...(ref !== undefined && { ref }) }));
-    this.metrics.count('unsubscribed', 'out');
-    if (conn.session !== undefined) void this.sessions.save(conn.session).catch(() => undefined);
-  }
-
-  /** The broker's sink: one serialised frame, handed to uWS once for every local subscriber. */
-  #deliver(event: BrokerEvent): void {
-    const app = this.#app;
-    if (app === undefined) return;
-    const channel = event.channel;
-    const seen = this.#channelSeq.get(channel);
-    if (seen !== undefined) {
-      seen.seq = event.seq;
-      this.registry.notePosition(channel, seen);
-    }
-    const subscribers = app.numSubscribers(channel);
-    if (subscribers > 0) app.publish(channel, event.frame, false, false);
-    const streams = this.#sse?.deliver(event) ?? 0;
-    const slow = this.#slowMembers.get(channel);
-    if (slow !== undefined) for (const conn of slow) this.#enqueueSlow(conn, event);
-    // A coalescable event is where a slow client hurts most (a flood of progress): check its
-    // subscribers now rather than at the next sweep. Other channels wait for the sweep.
-    if (subscribers > 0 && coalesceKey(event.frame) !== undefined) {
-      const soft = this.config.coalesceBytes;
-      for (const conn of this.#members.get(channel) ?? []) {
-        if (conn.lane === undefined && conn.open && conn.ws!.getBufferedAmount() > soft) this.#enterSlowLane(conn);
-      }
-    }
-    const joiners = this.#joiners.get(channel);
-    if (joiners !== undefined) {
-      for (const conn of joiners) {
-        const join = conn.joining.get(channel);
-        if (join === undefined) continue;
-        if (join.buffer.length < MAX_JOIN_BUFFER) {
-          join.buffer.push(event);
-          join.bufferBytes += event.frame.length;
-          if (join.bufferBytes > this.config.coalesceBytes && conn.open && this.#overHardLimit(conn, conn.ws!.getBufferedAmount())) continue;
-        } else join.overflowed = true;
-        if (join.waiting !== undefined && event.seq >= join.waiting.sent) this.#completeJoin(conn, channel, join);
-      }
-    }
-    this.metrics.count('event', 'out', subscribers + streams);
-    this.metrics.deliveryLatency.observe(Math.max(0, Date.now() - event.publishedAt) / 1000);
-  }
-
-  /** The per-user publish/direct budget, shared by every node of the cluster. */
-  async #userBudget(conn: Connection, ref: Ref | undefined): Promise<boolean> {
-    const ok = await takeUserBudget(this.registry, conn.userId, this.config.userRateLimitPerS);
-    if (!ok && conn.open) {
-      conn.send(encodeError(ErrorCode.RateLimited, `more than USER_RATE_LIMIT_PER_S (${this.config.userRateLimitPerS}) publishes and directs per second for this user`, ref));
-      this.metrics.count('error', 'out');
-    }
-    return ok;
-  }
-
-  async #publish(conn: Connection, channel: string, event: string, data: Json, ref: Ref | undefined, coalesce?: string): Promise<void> {
-    if (!canPublish(conn.claims!, channel)) {
-      conn.send(encodeError(ErrorCode.Forbidden, `no publish right on ${channel}`, ref));
-      this.metrics.count('error', 'out');
-      return;
-    }
-    if (!(await this.#userBudget(conn, ref))) return;
-    const seq = await this.#publishOrLocal(channel, event, JSON.stringify(data), coalesce);
-    conn.send(
-      seq === null
-        ? JSON.stringify({ type: 'ack', seq: null, degraded: true, ...(ref !== undefined && { ref }) })
-        : encodeFrame({ type: 'ack', seq, ...(ref !== undefined && { ref }) }),
-    );
-    this.metrics.count('ack', 'out');
-  }
-
-  /**
-   * Publishes through the broker; while the broker is unreachable the event still reaches
-   * this node's subscribers (without a seq, marked degraded) rather than nobody. Returns
-   * the seq, or null for such a local-only delivery.
-   */
-  async #publishOrLocal(channel: string, event: string, dataJson: string, coalesce?: string): Promise<number | null> {
-    try {
-      return (await this.broker.publish({ channel, event, dataJson, ...(coalesce !== undefined && { coalesce }) })).seq;
-    } catch (err) {
-      if (!(err instanceof BrokerUnavailableError)) throw err;
-      this.log.warn({ channel, err: err.message }, 'broker unreachable: delivering locally only');
-      const app = this.#app;
-      if (app !== undefined) {
-        const n = app.numSubscribers(channel);
-        if (n > 0) app.publish(channel, encodeLocalEvent(channel, event, dataJson, Date.now()), false, false);
-        this.metrics.count('event', 'out', n);
-      }
-      return null;
-    }
-  }
-
-  /** A frame without a seq for a channel's subscribers here (presence join/leave): not for joiners, not replayed. */
-  #signal(channel: string, frame: string): void {
-    const app = this.#app;
-    if (app === undefined) return;
-    const n = app.numSubscribers(channel);
-    if (n > 0) app.publish(channel, frame, false, false);
-    const slow = this.#slowMembers.get(channel);
-    if (slow !== undefined) for (const conn of slow) if (conn.open) conn.send(frame);
-    this.#sse?.publish(channel, frame);
-    this.metrics.count('presence_signal', 'out', n + (slow?.size ?? 0));
-  }
-
-  /** Subscribers of a channel whose stream could not be kept gap-free learn it here. */
-  #announceReset(channel: string, position: ChannelPosition): void {
-    const seen = this.#channelSeq.get(channel);
-    if (seen !== undefined) {
-      seen.seq = Math.max(0, position.seq - 1);
-      seen.epoch = position.epoch;
-    }
-    const frame = encodeFrame({ type: 'subscription_result', channel, success: true, seq: position.seq, epoch: position.epoch, recovered: false });
-    this.#app?.publish(channel, frame, false, false);
-    this.#sse?.publish(channel, frame);
-    this.log.warn({ channel, epoch: position.epoch }, 'channel history reset; subscribers told recovered:false');
-  }
-
-  /**
-   * Direct messages reach local targets at once and other nodes through their broker
-   * inbox; the registry says which nodes hold the target. `not_found` only when no node does.
-   */
-  async #direct(conn: Connection, to: string, data: Json, ref: Ref | undefined): Promise<void> {
-    if (!(await this.#userBudget(conn, ref))) return;
-    const frame = encodeFrame({ type: 'direct', from: conn.id, user_id: conn.userId, data });
-    const me = this.config.workerId;
-    let delivered = 0;
-    let remote: string[] = [];
-    let payload: string;
-    if (to.startsWith('user:')) {
-      const userId = to.slice(5);
-      delivered = this.#deliverDirectToUser(userId, conn.id, frame);
-      payload = `u\t${userId}\t${conn.id}\t${frame}`;
-      remote = (await this.registry.nodesOfUser(userId).catch(() => [] as string[])).filter((n) => n !== me);
-    } else {
-      const local = this.#byId.get(to);
-      payload = `c\t${to}\t${frame}`;
-      if (local !== undefined && local.state === 'ready') {
-        local.send(frame);
-        delivered = 1;
-      } else {
-        const node = await this.registry.locateConnection(to).catch(() => undefined);
-        if (node !== undefined && node !== me) remote = [node];
-      }
-    }
-    const sent = await Promise.all(remote.map((node) => this.broker.sendToNode(node, payload).then(() => true, () => false)));
-    if (delivered === 0 && !sent.includes(true)) {
-      conn.send(encodeError(ErrorCode.NotFound, `no connection for ${to}`, ref));
-      this.metrics.count('error', 'out');
-      return;
-    }
-    this.metrics.count('direct', 'out', delivered);
-    conn.send(encodeFrame({ type: 'ack', ...(ref !== undefined && { ref }) }));
-    this.metrics.count('ack', 'out');
-  }
-
-  #deliverDirectToUser(userId: string, exceptConnId: string, frame: string): number {
-    let n = 0;
-    for (const c of this.#byUser.get(userId) ?? []) {
-      if (c.id !== exceptConnId && c.state === 'ready') {
-        c.send(frame);
-        n++;
-      }
-    }
-    return n;
-  }
-
-  /**
-   * A message routed here by another node: a direct message (`c\t<conn>\t<frame>`,
-   * `u\t<user>\t<except>\t<frame>`), or a session handover request (`h\t<request>\t<from>\t<session>`)
-   * and its answer (`H\t<request>\t`).
-   */
-  #onNodeMessage(payload: string): void {
-    const a = payload.indexOf('\t');
-    const b = payload.indexOf('\t', a + 1);
-    if (a < 0 || b < 0) return;
-    const kind = payload.slice(0, a);
-    if (kind === 'c') {
-      const target = this.#byId.get(payload.slice(a + 1, b));
-      if (target !== undefined && target.state === 'ready') {
-        target.send(payload.slice(b + 1));
-        this.metrics.count('direct', 'out');
-      }
-    } else if (kind === 'u') {
-      const c = payload.indexOf('\t', b + 1);
-      if (c < 0) return;
-      const n = this.#deliverDirectToUser(payload.slice(a + 1, b), payload.slice(b + 1, c), payload.slice(c + 1));
-      this.metrics.count('direct', 'out', n);
-    } else if (kind === 'h') {
-      const c = payload.indexOf('\t', b + 1);
-      if (c < 0) return;
-      this.#handOver(payload.slice(b + 1, c), payload.slice(a + 1, b), payload.slice(c + 1));
-    } else if (kind === 'H') {
-      this.#handovers.get(payload.slice(a + 1, b))?.();
-    }
-  }
-
-  async #cancel(conn: Connection, jobId: string, ref: Ref | undefined): Promise<void> {
-    const outcome = this.#jobs?.cancel === undefined ? 'not_found' : await this.#jobs.cancel(jobId, conn.userId);
-    if (outcome === 'cancelled' || outcome === 'finished') {
-      conn.send(encodeFrame({ type: 'ack', ...(ref !== undefined && { ref }) }));
-    } else if (outcome === 'forbidden') {
-      conn.send(encodeError(ErrorCode.Forbidden, `job ${jobId} is not yours`, ref));
-    } else {
-      conn.send(encodeError(ErrorCode.NotFound, `no job ${jobId}`, ref));
-    }
-  }
-
-  // ───────────────────────────── close and sweeps ─────────────────────────────
-
-  #onClose(ws: ClientSocket, code: number): void {
-    const conn = ws.getUserData().conn;
-    const buffered = conn.bufferedAtEnd;
-    conn.state = 'closed';
-    conn.clearTimers();
-    conn.replay.wake();
-    if (conn.admittedAs !== undefined) this.admission.closed(conn.ip, conn.admittedAs === 'authenticated');
-    conn.admittedAs = undefined;
-    this.#conns.delete(conn);
-    this.#byId.delete(conn.id);
-    const mine = this.#byUser.get(conn.userId);
-    if (mine !== undefined) {
-      mine.delete(conn);
-      if (mine.size === 0) this.#byUser.delete(conn.userId);
-      this.registry.removeConnection(conn.id, conn.userId);
-    }
-    for (const channel of conn.subscriptions) this.broker.unsubscribe(channel);
-    this.#presence.closed(conn);
-    for (const [channel, join] of conn.joining) {
-      // A join waiting for the live stream had sent up to there: the session resumes from it.
-      if (join.waiting !== undefined && conn.session !== undefined) conn.session.subscriptions[channel] = { seq: join.waiting.sent, epoch: join.waiting.epoch };
-      this.#dropWaitingJoin(conn, channel, join);
-      this.#joiners.get(channel)?.delete(conn);
-    }
-    const session = conn.session;
-    if (session !== undefined && this.#bySession.get(session.id) === conn) {
-      this.#bySession.delete(session.id);
-      session.live = false;
-      for (const channel of conn.subscriptions) {
-        const seen = this.#channelSeq.get(channel);
-        // A channel served by the slow lane stands where the lane last sent, not where the node is.
-        const laneAt = conn.lane?.position(channel);
-        if (seen !== undefined) session.subscriptions[channel] = { seq: laneAt ?? seen.seq, epoch: seen.epoch };
-      }
-      // Bytes still queued never reached the client: rewind so a resume replays them.
-      const saved = (buffered > 0 ? this.#rewind(session, buffered) : Promise.resolve()).then(() =>
-        this.sessions.save(session).catch((err: unknown) => this.log.warn({ err }, 'session save failed')),
-      );
-      const handover = conn.handover;
-      if (handover !== undefined) void saved.then(() => this.#replyHandover(handover.from, handover.request));
-    }
-    for (const channel of conn.subscriptions) {
-      this.#removeMember(this.#members, channel, conn);
-      this.#removeMember(this.#slowMembers, channel, conn);
-      if (!this.#members.has(channel) && !this.#joiners.has(channel)) this.#forgetChannel(channel);
-    }
-    conn.lane = undefined;
-    conn.subscriptions.clear();
-    conn.joining.clear();
-    this.metrics.setConnections(this.#conns.size);
-    this.metrics.sessionDuration.observe((Date.now() - conn.openedAt) / 1000);
-    this.log.debug({ conn: conn.id, code }, 'connection closed');
-  }
-
-  #saveSession(session: SessionRecord): void {
-    void this.sessions.save(session).catch((err: unknown) => this.log.warn({ err }, 'session save failed'));
-  }
-
-  /**
-   * Moves each channel's resume point back past the newest events whose bytes add up to
-   * what was still buffered. Conservative: a resume may repeat an event, never skip one.
-   */
-  async #rewind(session: SessionRecord, buffered: number): Promise<void> {
-    for (const [channel, position] of Object.entries(session.subscriptions)) {
-      const read = (from: number, limit: number) => this.broker.history(channel, from, limit);
-      const seq = await rewindSeq(read, position.seq, buffered).catch(() => undefined);
-      if (seq !== undefined) session.subscriptions[channel] = { seq, epoch: position.epoch };
-    }
   }
 
   #pingSweep(): void {
-    this.#notReadyReasons();
-    const now = Date.now();
-    const idleMs = this.config.idleTimeoutS * 1000;
-    for (const conn of this.#conns) {
-      if (!conn.open) continue;
-      if (now - conn.lastSeen > idleMs) conn.end(CloseCode.GoingAway, 'idle_timeout');
-      else conn.ws!.ping();
-    }
+    // Also notices how long the broker has been away, so readiness turns on time without a probe.
+    this.#routes.notReadyReasons();
+    this.#client.pingSweep();
   }
 
   /**
@@ -1255,14 +264,15 @@ export class EdgeNode {
    * whichever node the load balancer picks, losing nothing.
    */
   #rebalance(): void {
-    if (this.#state !== 'serving') return;
+    const ctx = this.#ctx;
+    if (ctx.state !== 'serving') return;
     const c = this.config;
-    const self = { id: c.workerId, connections: this.#conns.size, draining: false };
-    const nodes = this.registry.workers().map((w) => ({ id: w.id, connections: w.id === c.workerId ? this.#conns.size : w.connections, draining: w.draining }));
+    const self = { id: c.workerId, connections: ctx.conns.size, draining: false };
+    const nodes = this.registry.workers().map((w) => ({ id: w.id, connections: w.id === c.workerId ? ctx.conns.size : w.connections, draining: w.draining }));
     const shed = planShed(self, nodes, { threshold: c.rebalanceThreshold, maxPerS: c.rebalanceMaxPerS, minConnections: c.rebalanceMinConnections });
     if (shed === 0) return;
-    const ready = [...this.#conns].filter((conn) => conn.state === 'ready');
-    this.log.info({ shed, connections: this.#conns.size, nodes: nodes.length }, 'rebalancing: shedding clients');
+    const ready = [...ctx.conns].filter((conn) => conn.state === 'ready');
+    this.log.info({ shed, connections: ctx.conns.size, nodes: nodes.length }, 'rebalancing: shedding clients');
     for (let i = 0; i < shed && ready.length > 0; i++) {
       const conn = ready.splice(Math.floor(Math.random() * ready.length), 1)[0]!;
       conn.send(encodeFrame({ type: 'reconnect', reason: 'rebalance', after_ms: Math.floor(Math.random() * MAX_RECONNECT_JITTER_MS) }));
@@ -1271,307 +281,8 @@ export class EdgeNode {
     }
   }
 
-  #pressureSweep(): void {
-    const soft = this.config.coalesceBytes;
-    const now = Date.now();
-    for (const conn of this.#conns) {
-      if (!conn.open) continue;
-      const buffered = conn.ws!.getBufferedAmount();
-      if (this.#overHardLimit(conn, buffered)) continue;
-      // A replay waiting on a client that reads nothing is a client that cannot keep up; with
-      // no replay waiting (or room again) the clock starts over.
-      if (buffered < soft || !conn.replay.waiting) conn.replay.drained();
-      const stalled = conn.replay.stalledSince;
-      if (stalled !== undefined && now - stalled > this.config.replayStallMs) {
-        this.#closeSlow(conn);
-        continue;
-      }
-      conn.replay.wake();
-      if (conn.lane !== undefined) this.#flushSlowLane(conn);
-      else if (buffered > soft && conn.subscriptions.size > 0) this.#enterSlowLane(conn);
-    }
-  }
-
-  /** MAX_BACKPRESSURE_BYTES over everything held for the client (Connection.heldBytes). */
-  #overHardLimit(conn: Connection, buffered: number): boolean {
-    if (conn.heldBytes(buffered) <= this.config.maxBackpressureBytes) return false;
-    this.#closeSlow(conn);
-    return true;
-  }
-
-  /** 4010; the session stays resumable (saved on close, rewound past what was still buffered). */
-  #closeSlow(conn: Connection): void {
-    this.log.info({ conn: conn.id, user: conn.userId }, 'slow consumer closed');
-    this.metrics.count('slow_consumer', 'out');
-    conn.end(CloseCode.SlowConsumer, 'slow_consumer');
-  }
-
-  #onDrain(conn: Connection): void {
-    this.#flushSlowLane(conn);
-    conn.replay.wake();
-  }
-
-  /**
-   * Coalescing instead of dropping. Past COALESCE_BYTES buffered, a connection's channels
-   * leave the native uWS fan-out and its events queue in its own SlowLane, where a newer
-   * coalescable event replaces the older one of its key. The switch happens on the next
-   * turn: uWS drops a message published in the same turn to a socket that unsubscribes from
-   * its topic, and the lane takes over exactly after the last seq the topic delivered.
-   */
-  #enterSlowLane(conn: Connection): void {
-    const lane = new SlowLane();
-    conn.lane = lane;
-    this.metrics.count('slow_lane', 'out');
-    setImmediate(() => {
-      if (!conn.open || conn.lane !== lane) return;
-      for (const channel of conn.subscriptions) {
-        conn.ws!.unsubscribe(channel);
-        lane.channels.set(channel, this.#channelSeq.get(channel)?.seq ?? 0);
-        this.#addMember(this.#slowMembers, channel, conn);
-      }
-    });
-  }
-
-  #enqueueSlow(conn: Connection, event: BrokerEvent): void {
-    const lane = conn.lane;
-    if (lane === undefined || !conn.open) return;
-    lane.enqueue(event);
-    if (!this.#overHardLimit(conn, conn.ws!.getBufferedAmount())) this.#flushSlowLane(conn);
-  }
-
-  /** Sends what the socket can take; once the lane is empty and the socket drained, back to the topic. */
-  #flushSlowLane(conn: Connection): void {
-    const lane = conn.lane;
-    if (lane === undefined || !conn.open || lane.channels.size === 0) return;
-    const ws = conn.ws!;
-    const soft = this.config.coalesceBytes;
-    let sent = 0;
-    const empty = lane.flush(
-      (frame) => {
-        ws.send(frame, false, false);
-        sent++;
-      },
-      () => ws.getBufferedAmount() < soft,
-    );
-    this.metrics.count('event', 'out', sent);
-    if (!empty || ws.getBufferedAmount() > soft / 2) return;
-    // One synchronous step: nothing published can fall between the lane and the topic.
-    for (const channel of lane.channels.keys()) {
-      if (!conn.subscriptions.has(channel)) continue;
-      ws.subscribe(channel);
-      this.#removeMember(this.#slowMembers, channel, conn);
-    }
-    conn.lane = undefined;
-  }
-
-  /** No local subscriber or joiner is left: the channel's position is no longer this node's to record. */
-  #forgetChannel(channel: string): void {
-    if (this.#channelSeq.delete(channel)) this.registry.forgetPosition(channel);
-  }
-
-  #addMember(map: Map<string, Set<Connection>>, channel: string, conn: Connection): void {
-    let set = map.get(channel);
-    if (set === undefined) {
-      set = new Set();
-      map.set(channel, set);
-    }
-    set.add(conn);
-  }
-
-  #removeMember(map: Map<string, Set<Connection>>, channel: string, conn: Connection): void {
-    const set = map.get(channel);
-    if (set === undefined) return;
-    set.delete(conn);
-    if (set.size === 0) map.delete(channel);
-  }
-
-  // ───────────────────────────── HTTP ─────────────────────────────
-
-  /** Every HTTP answer's headers: the cluster's (§6), then CORS / nosniff / no-store (§9). */
-  #commonHeaders(req?: { url: string; origin: string }): readonly (readonly [string, string])[] {
-    return [
-      ['X-WebSocket-Worker-ID', this.config.workerId],
-      ['X-WebSocket-Local-Connections', String(this.#conns.size)],
-      ['X-WebSocket-Total-Sessions', String(this.sessions.count())],
-      ['X-WebSocket-Total-Workers', String(this.registry.totalWorkers())],
-      ...hygieneHeaders(req, this.config.allowedOrigins),
-    ];
-  }
-
-  #routes(app: TemplatedApp): void {
-    const common = (info?: RequestInfo) => this.#commonHeaders(info);
-    const bodyLimit = Math.max(this.config.maxMessageBytes, MIN_BODY_LIMIT);
-    app.options('/*', route((info) => ({ status: 204, body: null, headers: preflightHeaders(info.origin, this.config.allowedOrigins) }), common));
-    app.get('/health', route(() => this.#health(), common));
-    app.get('/ready', route(() => this.#ready(), common));
-    app.get('/metrics', route(async () => {
-      const { contentType, body } = await this.metrics.render();
-      return { status: 200, body, contentType };
-    }, common));
-    app.get('/stats', route(() => ({ status: 200, body: this.stats() }), common));
-    const broadcast = broadcastRoute({
-      broadcastApiKey: this.config.broadcastApiKey,
-      userRateLimitPerS: this.config.userRateLimitPerS,
-      verifier: this.#verifier,
-      registry: this.registry,
-      publish: (channel, event, dataJson, coalesce) => this.#publishOrLocal(channel, event, dataJson, coalesce),
-      counted: () => this.metrics.count('broadcast', 'in'),
-    });
-    app.post('/broadcast', route(broadcast.handler, common, bodyLimit, broadcast.gate));
-    app.post('/auth/token', route((info) => this.#mintToken(info), common, bodyLimit));
-    registerConsoleRoutes(app, { config: this.config, registry: this.registry, broker: this.broker, jobs: this.#jobs, sampler: this.#sampler, log: this.log }, common);
-    app.get('/presence/*', route((info) => this.#presence.http(info), common));
-    this.#sse = new SseHub(this.#sseHost());
-    this.#sse.register(app);
-    registerJobRoutes(app, { jobs: this.#jobs, verifier: this.#verifier, metrics: this.metrics, maxJobBytes: this.config.maxJobBytes }, common);
-    app.any('/*', route((info) => {
-      throw new HttpError(404, ErrorCode.NotFound, `no route for ${info.method.toUpperCase()} ${info.url}`);
-    }, common));
-  }
-
-  #health(): HttpReply {
-    const reasons = this.#notReadyReasons();
-    const broker = this.broker.health();
-    const status = this.#state === 'stopped' ? 'unhealthy' : broker.healthy ? 'healthy' : 'degraded';
-    const redisUsed = this.broker.kind === 'redis';
-    return {
-      status: status === 'unhealthy' ? 503 : 200,
-      body: {
-        status,
-        websocket: {
-          worker_id: this.config.workerId,
-          local_connections: this.#conns.size,
-          total_sessions: this.sessions.count(),
-          total_workers: this.registry.totalWorkers(),
-          session_store_healthy: true,
-          message_broker_healthy: broker.healthy,
-        },
-        redis: { status: redisUsed ? broker.status : 'disabled', latency_ms: redisUsed ? broker.latencyMs : null },
-        kafka: { status: this.#jobs?.health?.().status ?? 'disabled' },
-        draining: this.#state === 'draining',
-        ready: reasons.length === 0,
-        ...(reasons.length > 0 && { not_ready: reasons }),
-        uptime_s: Math.round((Date.now() - this.#startedAt) / 1000),
-      },
-    };
-  }
-
-  #ready(): HttpReply {
-    const reasons = this.#notReadyReasons();
-    const ready = reasons.length === 0;
-    return { status: ready ? 200 : 503, body: { ready, state: this.#state, ...(!ready && { reasons }) } };
-  }
-
-  /**
-   * Why a load balancer should not send new clients here. A node whose Redis has been away
-   * longer than READY_REDIS_GRACE_MS can serve only its own clients, so it stops taking more
-   * (it stays live: /health is still 200, degraded). A short blip does not flap readiness.
-   */
-  #notReadyReasons(): string[] {
-    const reasons: string[] = [];
-    if (this.#state !== 'serving') reasons.push(this.#state === 'draining' ? 'draining' : `node is ${this.#state}`);
-    const broker = this.broker.health();
-    const now = Date.now();
-    if (broker.healthy) this.#brokerDownSince = undefined;
-    else {
-      this.#brokerDownSince ??= now;
-      const down = now - this.#brokerDownSince;
-      if (down >= this.config.readyRedisGraceMs) reasons.push(`redis unreachable for ${Math.round(down / 1000)} s`);
-    }
-    return reasons;
-  }
-
-  /** Channels with local subscribers: how many, and the latest seq seen (the console's rates). */
-  *#channelCounts(): Iterable<{ channel: string; subscribers: number; seq: number }> {
-    for (const [channel, members] of this.#members) yield { channel, subscribers: members.size, seq: this.#channelSeq.get(channel)?.seq ?? 0 };
-  }
-
   stats(): Record<string, unknown> {
-    let authenticated = 0;
-    let subscriptions = 0;
-    for (const conn of this.#conns) {
-      if (conn.state === 'ready') authenticated++;
-      subscriptions += conn.subscriptions.size;
-    }
-    return {
-      worker_id: this.config.workerId,
-      connections: this.#conns.size,
-      authenticated_connections: authenticated,
-      sse_streams: this.#sse?.streams ?? 0,
-      users: this.#byUser.size,
-      sessions: this.sessions.count(),
-      total_sessions: this.sessions.count(),
-      total_workers: this.registry.totalWorkers(),
-      channels: this.#channelSeq.size,
-      subscriptions,
-      messages_in: this.metrics.messagesIn,
-      messages_out: this.metrics.messagesOut,
-      uptime_s: Math.round((Date.now() - this.#startedAt) / 1000),
-    };
-  }
-
-  async #mintToken(info: RequestInfo): Promise<HttpReply> {
-    const key = bearer(info.authorization);
-    if (!this.config.devTokens && !keyMatches(this.config.adminApiKey, key)) {
-      throw new HttpError(401, ErrorCode.Unauthenticated, 'Authorization: Bearer <ADMIN_API_KEY> required (or DEV_TOKENS=true)');
-    }
-    if (this.config.jwtSecret === undefined) {
-      throw new HttpError(501, 'not_supported', 'minting tokens needs JWT_SECRET; this node verifies with a public key');
-    }
-    const body = parseJsonBody(info);
-    const userId = body['user_id'];
-    if (typeof userId !== 'string' || userId.length === 0 || userId.length > 200) {
-      throw new HttpError(400, ErrorCode.BadFrame, '"user_id" must be a non-empty string');
-    }
-    const lists: Record<'permissions' | 'channels' | 'publish', string[] | undefined> = {
-      permissions: undefined,
-      channels: undefined,
-      publish: undefined,
-    };
-    for (const name of ['permissions', 'channels', 'publish'] as const) {
-      const value = body[name];
-      if (value === undefined) continue;
-      if (!Array.isArray(value) || value.length > 1000 || !value.every((v) => typeof v === 'string')) {
-        throw new HttpError(400, ErrorCode.BadFrame, `"${name}" must be an array of strings`);
-      }
-      lists[name] = value as string[];
-    }
-    const ttl = body['ttl_s'] ?? 3600;
-    if (!Number.isInteger(ttl) || (ttl as number) < 1 || (ttl as number) > this.config.maxTokenTtlS) {
-      throw new HttpError(400, ErrorCode.BadFrame, `"ttl_s" must be an integer from 1 to ${this.config.maxTokenTtlS}`);
-    }
-    const { token, expiresAt } = await mintToken(this.config.jwtSecret, {
-      sub: userId,
-      ...lists,
-      ttlS: ttl as number,
-      ...(this.config.jwtIssuer !== undefined && { issuer: this.config.jwtIssuer }),
-      ...(this.config.jwtAudience !== undefined && { audience: this.config.jwtAudience }),
-    } as Parameters<typeof mintToken>[1]);
-    return { status: 200, body: { token, expires_at: new Date(expiresAt * 1000).toISOString(), expires_in: ttl } };
-  }
-
-  /** Server-Sent Events (sse.ts) reuse the WebSocket client's admission, join, limits and close. */
-  #sseHost(): SseHost {
-    return {
-      config: this.config,
-      log: this.log,
-      broker: this.broker,
-      verifier: this.#verifier,
-      headers: (origin) => this.#commonHeaders({ url: '/sse', origin }),
-      clientAddress: (peer, forwardedFor) => this.admission.clientAddress(peer, forwardedFor),
-      refusal: (origin, ip) => {
-        if (this.#state !== 'serving') return { status: 503, error: 'draining' };
-        // Browsers send no Origin on a same-origin EventSource GET: only a listed one passes, or none.
-        if (origin !== '' && !this.#originAllowed(origin)) return { status: 403, error: ErrorCode.Forbidden };
-        // A stream carries its token, so it is admitted as an authenticated connection.
-        const refusal = this.admission.check(ip, true, this.#upgrading);
-        return refusal === undefined ? undefined : { status: refusal.status, error: refusal.code };
-      },
-      mayRead: (claims, channel) => this.#mayRead(claims, channel),
-      open: (socket) => this.#guard('open', () => this.#onOpen(socket), () => socket.close()),
-      subscribe: (conn, channel, since, epoch) => this.#subscribe(conn, channel, since, undefined, epoch),
-      closed: (socket, code) => this.#guard('close', () => this.#onClose(socket, code)),
-    };
+    return this.#routes.stats();
   }
 
   // ───────────────────────────── lifecycle ─────────────────────────────
@@ -1589,19 +300,20 @@ export class EdgeNode {
   }
 
   async #drain(): Promise<void> {
-    if (this.#state !== 'serving') return this.stop();
-    this.#state = 'draining';
+    const ctx = this.#ctx;
+    if (ctx.state !== 'serving') return this.stop();
+    ctx.state = 'draining';
     const deadline = Date.now() + this.config.drainTimeoutMs;
     const jitter = Math.min(MAX_RECONNECT_JITTER_MS, Math.floor(this.config.drainTimeoutMs / 4));
-    this.log.info({ connections: this.#conns.size }, 'draining');
+    this.log.info({ connections: ctx.conns.size }, 'draining');
     // Leave the registry first so the cluster stops counting (and routing to) this node.
     await this.registry.leave().catch((err: unknown) => this.log.warn({ err }, 'leaving the registry failed'));
-    for (const conn of [...this.#conns]) {
+    for (const conn of [...ctx.conns]) {
       conn.send(encodeFrame({ type: 'reconnect', reason: 'draining', after_ms: Math.floor(Math.random() * (jitter + 1)) }));
       this.metrics.count('reconnect', 'out');
       conn.end(CloseCode.Restart, 'draining');
     }
-    while (this.#conns.size > 0 && Date.now() < deadline) await sleep(25);
+    while (ctx.conns.size > 0 && Date.now() < deadline) await sleep(25);
     await sleep(Math.max(0, Math.min(DRAIN_LINGER_MS, deadline - Date.now())));
     await this.stop();
   }
@@ -1614,11 +326,12 @@ export class EdgeNode {
   }
 
   async #stop(): Promise<void> {
-    this.#state = 'stopped';
+    const ctx = this.#ctx;
+    ctx.state = 'stopped';
     clearInterval(this.#pingTimer);
     clearInterval(this.#pressureTimer);
     clearInterval(this.#rebalanceTimer);
-    this.#presence.stop();
+    ctx.presence.stop();
     this.#rebalanceTimer = undefined;
     this.#pingTimer = undefined;
     this.#pressureTimer = undefined;
@@ -1626,13 +339,13 @@ export class EdgeNode {
       loadUws().us_listen_socket_close(this.#listenSocket);
       this.#listenSocket = undefined;
     }
-    for (const conn of [...this.#conns]) {
+    for (const conn of [...ctx.conns]) {
       if (conn.open) conn.ws!.close();
     }
     // Sessions are saved by the close handlers above; the registry flushes positions and
     // leaves; only then may the broker's connections (which the others share) go.
     await Promise.allSettled([this.sessions.close(), this.registry.close()]);
-    await this.#jobs?.close?.().catch((err: unknown) => this.log.warn({ err }, 'closing jobs failed'));
+    await ctx.jobs?.close?.().catch((err: unknown) => this.log.warn({ err }, 'closing jobs failed'));
     await this.broker.close();
     this.log.info('edge stopped');
   }
@@ -1640,10 +353,6 @@ export class EdgeNode {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 export { jobChannel };
