@@ -116,6 +116,7 @@ export async function until(cond: () => boolean, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error('condition not met in time');
+    // sleep-ok: the poll interval of a bounded wait on a condition
     await new Promise((r) => setTimeout(r, 5));
   }
 }
