@@ -18,17 +18,9 @@ import {
   SwitchyardError,
   TimeoutError,
 } from './errors.js';
-import {
-  isValidChannel,
-  parseServerFrame,
-  type AuthSuccessFrame,
-  type ClientFrame,
-  type EventFrame,
-  type Json,
-  type ServerFrame,
-  type SnapshotFrame,
-  type SubscriptionResultFrame,
-} from './frames.js';
+import { isValidChannel } from '@switchyard/protocol';
+import type { AuthSuccessFrame, ClientFrame, EventFrame, Json, ServerFrame, SnapshotFrame, SubscriptionResultFrame } from '@switchyard/protocol';
+import { parseServerFrame } from './wire.js';
 import { resolveOptions, type ClientOptions, type ResolvedOptions, type TokenProvider, type UrlProvider } from './options.js';
 import { BoundedQueue } from './queue.js';
 import { ChannelStream, eventId, type ChannelEvent, type StreamGap } from './stream.js';

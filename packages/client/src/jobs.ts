@@ -8,7 +8,7 @@
  */
 import type { ChannelSnapshot, SwitchyardClient } from './client.js';
 import { ClientClosedError, type SwitchyardError } from './errors.js';
-import { jobChannel } from './frames.js';
+import { jobChannelName as jobChannel } from '@switchyard/protocol';
 import { acquireChannel, type ChannelLease } from './lease.js';
 import type { ChannelEvent } from './stream.js';
 

@@ -58,7 +58,7 @@ const HANDOVER_TIMEOUT_MS = 500;
 /** Least time between two samples of the node's own numbers (the in-memory registry reads them often). */
 const STATS_SAMPLE_MS = 500;
 /** Close code for a connection whose session was resumed by a newer connection (extension). */
-const SESSION_TAKEN_OVER = 4011;
+const SESSION_TAKEN_OVER = CloseCode.SessionTakenOver;
 /** HTTP bodies may be this large even when MAX_MESSAGE_BYTES is set lower. */
 const MIN_BODY_LIMIT = 64 * 1024;
 /** What an event frame adds around its data (type, channel, seq, event, timestamp). */

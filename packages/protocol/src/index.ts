@@ -1,5 +1,6 @@
 export { ErrorCode, CloseCode } from './codes.js';
-export { isValidChannel, matchGlob, matchesAny, jobChannel, MAX_CHANNEL_LENGTH } from './channel.js';
+export { isValidChannel, matchGlob, matchesAny, jobChannel, jobChannelName, MAX_CHANNEL_LENGTH } from './channel.js';
+export { JobEvent } from './jobs.js';
 export { parseClientFrame, validateClientFrame } from './parse.js';
 export { nestedTooDeep, MAX_JSON_DEPTH } from './nesting.js';
 export type { ParseResult } from './parse.js';
@@ -18,11 +19,21 @@ export type {
   CancelFrame,
   PresenceFrame,
   ServerFrame,
+  ServerFrameType,
   AuthSuccessFrame,
   AuthErrorFrame,
+  AuthExpiredFrame,
   SubscriptionResultFrame,
   SnapshotFrame,
+  UnsubscribedFrame,
   EventFrame,
+  ServerDirectFrame,
+  AckFrame,
+  PongFrame,
   ErrorFrame,
   ReconnectFrame,
+  PresenceUser,
+  PresenceResultFrame,
+  JoinFrame,
+  LeaveFrame,
 } from './frames.js';
