@@ -14,7 +14,7 @@ export type {
   RequestOptions,
   SubscribeOptions,
   SubscriptionInfo,
-} from './client.js';
+} from './types.js';
 export {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_PING_INTERVAL_MS,
