@@ -175,7 +175,7 @@ export class SwitchyardClient {
   async submitJob(job: JobRequest, options: RequestOptions = {}): Promise<SubmittedJob> {
     if (this.#conn.state.status === 'closed') throw new ClientClosedError('submit job');
     const base = this.#o.httpUrl ?? httpBaseOf(await this.#conn.currentUrl());
-    const token = await this.#conn.token('connect');
+    const token = await this.#conn.endpoints.token('connect');
     return postJob(base, token, job, { fetch: this.#o.fetch, timeoutMs: options.timeoutMs ?? this.#o.requestTimeoutMs });
   }
 

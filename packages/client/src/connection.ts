@@ -8,8 +8,9 @@
 import type { AuthSuccessFrame, ClientFrame, EventFrame, ServerFrame, SnapshotFrame, SubscriptionResultFrame } from '@switchyard/protocol';
 import { decideReconnect, type CloseInfo } from './backoff.js';
 import type { Emitter } from './emitter.js';
-import { AuthFailedError, ClientClosedError, InvalidArgumentError, ServerError, SwitchyardError, TimeoutError } from './errors.js';
-import type { ResolvedOptions, TokenProvider, UrlProvider } from './options.js';
+import { Endpoints } from './endpoints.js';
+import { AuthFailedError, ClientClosedError, ServerError, SwitchyardError, TimeoutError } from './errors.js';
+import type { ResolvedOptions, TokenProvider } from './options.js';
 import { Requests, type Timer } from './requests.js';
 import { MAX_TIMER_MS, refreshDelay, tokenExpiry } from './token.js';
 import { platformWebSocket, WS_OPEN, type WebSocketLike } from './transport.js';
@@ -60,9 +61,8 @@ export class Connection {
   #attempt: Attempt | undefined;
   /** Consecutive failed attempts since the last stable connection. */
   #failures = 0;
-  #urlIndex = 0;
-  #connects = 0;
-  #lastUrl: string | undefined;
+  /** The URL and token of the next attempt. */
+  readonly endpoints: Endpoints;
   #sessionId: string | undefined;
   /** Requests waiting for a reply, and the offline queue. */
   readonly requests: Requests;
@@ -79,6 +79,7 @@ export class Connection {
     this.#o = options;
     this.#emitter = emitter;
     this.#hooks = hooks;
+    this.endpoints = new Endpoints(this.#o);
     this.requests = new Requests(this, this.#o.maxQueuedRequests, this.#o.requestTimeoutMs);
   }
 
@@ -142,15 +143,15 @@ export class Connection {
   async #open(): Promise<void> {
     const gen = ++this.#gen;
     const attemptNo = this.#failures;
-    const listed = this.#listedUrl();
+    const listed = this.endpoints.listedUrl();
     this.#setState({ status: 'connecting', attempt: attemptNo, url: listed });
     let url: string;
     let token: string;
     let Ctor;
     try {
-      url = listed ?? (await this.#providedUrl());
+      url = listed ?? (await this.endpoints.providedUrl(this.#failures));
       if (gen !== this.#gen) return;
-      token = await this.token('connect');
+      token = await this.endpoints.token('connect');
       if (gen !== this.#gen) return;
       Ctor = this.#o.WebSocket ?? (await platformWebSocket());
       if (gen !== this.#gen) return;
@@ -161,7 +162,7 @@ export class Connection {
       this.#afterClose({ code: CLIENT_ABORT, reason: 'provider_failed', wasConnected: false });
       return;
     }
-    this.#lastUrl = url;
+    this.endpoints.lastUrl = url;
     if (listed === undefined) this.#setState({ status: 'connecting', attempt: attemptNo, url });
     let ws: WebSocketLike;
     try {
@@ -208,44 +209,9 @@ export class Connection {
     };
   }
 
-  /** The next URL of a fixed one or a list (moving to the next on every reconnect); undefined for a provider. */
-  #listedUrl(): string | undefined {
-    const url = this.#o.url;
-    if (typeof url === 'string') return url;
-    if (typeof url === 'function') return undefined;
-    if (this.#connects++ > 0) this.#urlIndex = (this.#urlIndex + 1) % url.length;
-    return url[this.#urlIndex]!;
-  }
-
-  async #providedUrl(): Promise<string> {
-    const provider = this.#o.url as UrlProvider;
-    const chosen = await provider({ attempt: this.#failures, previous: this.#lastUrl });
-    if (typeof chosen !== 'string' || !/^wss?:\/\//.test(chosen)) throw new InvalidArgumentError('url', `provider returned "${String(chosen)}", not a ws:// URL`);
-    return chosen;
-  }
-
   /** The URL of the live connection, else the last one tried, else the first one listed or provided. */
   async currentUrl(): Promise<string> {
-    return this.#state.status === 'connected' ? this.#state.url : (this.#lastUrl ?? this.#listedUrlPeek() ?? (await this.#providedUrl()));
-  }
-
-  /** The first URL of a fixed one or a list, without moving along the list; undefined for a provider. */
-  #listedUrlPeek(): string | undefined {
-    const url = this.#o.url;
-    return typeof url === 'string' ? url : typeof url === 'function' ? undefined : url[this.#urlIndex];
-  }
-
-  async token(reason: 'connect' | 'refresh'): Promise<string> {
-    const t = this.#o.token;
-    if (typeof t === 'string') return t;
-    let token: string;
-    try {
-      token = await (t as TokenProvider)({ reason });
-    } catch (err) {
-      throw new SwitchyardError('provider_failed', `the token provider failed (${reason}): ${(err as Error)?.message ?? String(err)}`, { retriable: true, cause: err });
-    }
-    if (typeof token !== 'string' || token === '') throw new SwitchyardError('provider_failed', `the token provider returned ${JSON.stringify(token)}, not a JWT`, { retriable: true });
-    return token;
+    return this.#state.status === 'connected' ? this.#state.url : (this.endpoints.lastUrl ?? this.endpoints.listedUrlPeek() ?? (await this.endpoints.providedUrl(this.#failures)));
   }
 
   /**
@@ -476,7 +442,7 @@ export class Connection {
     if (this.#attempt !== attempt) return;
     let token: string;
     try {
-      token = await this.token('refresh');
+      token = await this.endpoints.token('refresh');
     } catch (err) {
       if (this.#attempt !== attempt) return;
       this.#emitter.emit('error', err as SwitchyardError);
