@@ -184,6 +184,8 @@ describe('the packages, packed and installed outside the workspace', () => {
     const client = JSON.parse(run('tar', ['xzOf', tarballs.find((t) => t.includes('switchyard-client-'))!, 'package/package.json'], work, 30_000).stdout) as Record<string, any>;
     expect(client['exports']['./react']).toEqual({ import: { types: './dist/react.d.ts', default: './dist/react.js' }, require: { types: './dist/react.d.cts', default: './dist/react.cjs' } });
     expect(client['dependencies'] ?? {}).not.toHaveProperty('ws');
+    // Its .d.ts import the frame types from the wire vocabulary, so that is a real dependency.
+    expect(client['dependencies']).toEqual({ '@switchyard/protocol': client['version'] });
     expect(client['peerDependenciesMeta']).toMatchObject({ ws: { optional: true }, react: { optional: true } });
     const edge = JSON.parse(run('tar', ['xzOf', tarballs.find((t) => t.includes('switchyard-edge-'))!, 'package/package.json'], work, 30_000).stdout) as Record<string, any>;
     expect(edge['dependencies']['uWebSockets.js']).toMatch(/^npm:@trufflesuite\/uws-js-unofficial@/);
@@ -268,7 +270,9 @@ describe('the packages, packed and installed outside the workspace', () => {
     const app = join(vite, 'app');
     const tsconfig = readFileSync(join(app, 'tsconfig.app.json'), 'utf8');
     expect(tsconfig).toMatch(/"strict": true|"noUnusedLocals": true/);
-    run('npm', ['install', '--prefer-offline', tarballs.find((t) => t.includes('switchyard-client-'))!], app, 300_000);
+    // The client and the wire vocabulary it depends on, as the registry would resolve them.
+    const sdk = ['switchyard-client-', 'switchyard-protocol-'].map((name) => tarballs.find((t) => t.includes(name))!);
+    run('npm', ['install', '--prefer-offline', ...sdk], app, 300_000);
     writeFileSync(join(app, 'src', 'App.tsx'), APP_TSX);
     run('npm', ['run', 'build'], app, 300_000);
     const assets = readdirSync(join(app, 'dist', 'assets')).filter((f) => f.endsWith('.js'));

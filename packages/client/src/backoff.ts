@@ -2,7 +2,7 @@
  * Reconnect timing: capped exponential backoff with full jitter, and what each close code
  * means for the next attempt. Pure functions, so the policy is testable without sockets.
  */
-import { CloseCode } from './frames.js';
+import { CloseCode } from '@switchyard/protocol';
 
 /** First backoff ceiling. */
 export const DEFAULT_INITIAL_DELAY_MS = 250;

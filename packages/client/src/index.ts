@@ -14,7 +14,7 @@ export type {
   RequestOptions,
   SubscribeOptions,
   SubscriptionInfo,
-} from './client.js';
+} from './types.js';
 export {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_PING_INTERVAL_MS,
@@ -40,14 +40,15 @@ export {
   TimeoutError,
 } from './errors.js';
 export type { ClientErrorCode } from './errors.js';
-export { CloseCode, isValidChannel, jobChannel } from './frames.js';
+// The wire vocabulary is @switchyard/protocol's, re-exported under the names this package has always used.
+export { CloseCode, isValidChannel, jobChannelName as jobChannel } from '@switchyard/protocol';
 export type {
   AckFrame,
   AuthErrorFrame,
   AuthExpiredFrame,
   AuthSuccessFrame,
   ClientFrame,
-  DirectFrame,
+  ServerDirectFrame as DirectFrame,
   ErrorFrame,
   EventFrame,
   Json,
@@ -58,7 +59,7 @@ export type {
   SnapshotFrame,
   SubscriptionResultFrame,
   UnsubscribedFrame,
-} from './frames.js';
+} from '@switchyard/protocol';
 export { acquireChannel } from './lease.js';
 export type { ChannelLease } from './lease.js';
 export { TERMINAL_JOB_STATUSES, applyJobSnapshot, followJob, initialJobState, isTerminal, normaliseProgress, reduceJob } from './jobs.js';

@@ -8,7 +8,7 @@ export { ChannelStream } from './stream.js';
 export type { PushOutcome, ResultOutcome, SubscriptionResultInfo } from './stream.js';
 export { BoundedQueue } from './queue.js';
 export { refreshDelay, tokenExpiry } from './token.js';
-export { parseServerFrame } from './frames.js';
+export { parseServerFrame } from './wire.js';
 export { resolveOptions } from './options.js';
 export type { ResolvedOptions } from './options.js';
 export { Emitter } from './emitter.js';

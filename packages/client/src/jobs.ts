@@ -6,9 +6,10 @@
  * answers with the snapshot and then the events after it, so a job followed late — even days
  * after it finished, long after its events left the history — shows its true state.
  */
-import type { ChannelSnapshot, SwitchyardClient } from './client.js';
+import type { SwitchyardClient } from './client.js';
+import type { ChannelSnapshot } from './types.js';
 import { ClientClosedError, type SwitchyardError } from './errors.js';
-import { jobChannel } from './frames.js';
+import { jobChannelName as jobChannel } from '@switchyard/protocol';
 import { acquireChannel, type ChannelLease } from './lease.js';
 import type { ChannelEvent } from './stream.js';
 

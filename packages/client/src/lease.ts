@@ -2,7 +2,8 @@
  * Shared subscriptions: several parts of an application (two components, a hook and a job
  * follower) can hold the same channel; it is unsubscribed when the last one lets go.
  */
-import type { SubscribeOptions, SubscriptionInfo, SwitchyardClient } from './client.js';
+import type { SwitchyardClient } from './client.js';
+import type { SubscribeOptions, SubscriptionInfo } from './types.js';
 
 const holders = new WeakMap<SwitchyardClient, Map<string, number>>();
 

@@ -12,7 +12,7 @@ const MAX_TIMER_MS = 2_147_483_647;
 /** How long a resume waits for the node that holds a session to hand it over. */
 const HANDOVER_TIMEOUT_MS = 500;
 /** Close code for a connection whose session was resumed by a newer connection (extension). */
-export const SESSION_TAKEN_OVER = 4011;
+export const SESSION_TAKEN_OVER = CloseCode.SessionTakenOver;
 
 /** What authentication asks of the rest of the node. */
 export interface AuthHooks {

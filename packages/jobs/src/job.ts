@@ -35,19 +35,8 @@ export type FailureClass = 'transient' | 'permanent' | 'unknown';
  */
 export type JobFailureClass = FailureClass | 'stalled';
 
-/** The events published on `job:<id>`. */
-export const JobEvent = {
-  Queued: 'job.queued',
-  Started: 'job.started',
-  Progress: 'job.progress',
-  Retrying: 'job.retrying',
-  /** The runner stopped renewing its lease (it died or hung); published once per stall. */
-  Stalled: 'job.stalled',
-  Completed: 'job.completed',
-  Failed: 'job.failed',
-  Cancelled: 'job.cancelled',
-} as const;
-export type JobEvent = (typeof JobEvent)[keyof typeof JobEvent];
+/** The events published on `job:<id>`: the wire vocabulary's, so server and SDK share one list. */
+export { JobEvent } from '@switchyard/protocol';
 
 /** Longest job id: `job:<id>` must stay a valid channel name (200 characters). */
 export const MAX_JOB_ID_LENGTH = 128;

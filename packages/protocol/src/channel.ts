@@ -46,9 +46,14 @@ export function matchesAny(patterns: readonly string[] | undefined, subject: str
   return false;
 }
 
+/** The channel of a job's events, `job:<id>`, unchecked (`jobChannel` checks it). */
+export function jobChannelName(jobId: string): string {
+  return `job:${jobId}`;
+}
+
 /** `job:<id>` channel for a job id, or undefined when the id is empty or would not make a valid channel. */
 export function jobChannel(jobId: string): string | undefined {
   if (jobId.length === 0) return undefined;
-  const channel = `job:${jobId}`;
+  const channel = jobChannelName(jobId);
   return isValidChannel(channel) ? channel : undefined;
 }

@@ -24,12 +24,18 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 export const CloseCode = {
   Normal: 1000,
   GoingAway: 1001,
+  /** Never sent: what a client sees when the connection dropped without a close frame. */
+  Abnormal: 1006,
   TooLarge: 1009,
+  /** The server failed to set up the connection. */
+  InternalError: 1011,
   /** Service restart: the client should reconnect at once (drain). */
   Restart: 1012,
   AuthFailed: 4001,
   RateLimited: 4008,
   TooManyConnections: 4009,
   SlowConsumer: 4010,
+  /** Extension: a newer connection resumed this session; the old one must not fight back. */
+  SessionTakenOver: 4011,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];

@@ -90,8 +90,12 @@ export interface AuthSuccessFrame {
 export interface AuthErrorFrame {
   type: 'auth_error';
   error: string;
-  /** Extension: a stable code next to the human text. */
+  /** Extension: a stable reason (`token_expired`, `bad_signature`, `too_many_connections`, ...). */
   code?: string;
+}
+/** The token ran out while connected; the server closes 4001 unless a fresh `auth` comes first. */
+export interface AuthExpiredFrame {
+  type: 'auth_expired';
 }
 export interface SubscriptionResultFrame {
   type: 'subscription_result';
@@ -116,13 +120,45 @@ export interface SnapshotFrame {
   epoch: string;
   data: Json;
 }
+/** The subscription ended: the client asked, or (v1.1) a refreshed token no longer allows it. */
+export interface UnsubscribedFrame {
+  type: 'unsubscribed';
+  channel: string;
+  reason?: 'forbidden';
+  ref?: Ref;
+}
 export interface EventFrame {
   type: 'event';
   channel: string;
-  seq: number;
+  /** Absent on an event delivered while the server's broker was unreachable (`degraded`). */
+  seq?: number;
   event: string;
   data: Json;
   timestamp: string;
+  /** Extension: delivered on one node only, outside the channel's seq and history. */
+  degraded?: boolean;
+  /** Extension: the event's coalescing key (a publish with `coalesce`). */
+  coalesce?: string;
+  /** Extension: how many earlier events of its key this one replaces (sent to a client that fell behind). */
+  coalesced?: number;
+}
+/** A `direct` message as its recipient gets it (the sender's frame is `DirectFrame`). */
+export interface ServerDirectFrame {
+  type: 'direct';
+  from: string;
+  user_id: string;
+  data: Json;
+}
+export interface AckFrame {
+  type: 'ack';
+  ref?: Ref;
+  /** `null` (with `degraded`) when the broker was unreachable and the event has no seq. */
+  seq?: number | null;
+  degraded?: boolean;
+}
+export interface PongFrame {
+  type: 'pong';
+  ref?: Ref;
 }
 export interface ErrorFrame {
   type: 'error';
@@ -135,17 +171,52 @@ export interface ReconnectFrame {
   reason: string;
   after_ms: number;
 }
+/** v1.1: one user present in a channel; `info` is the token's `info` claim when it has one. */
+export interface PresenceUser {
+  user_id: string;
+  connections: number;
+  info?: Json;
+}
+/** v1.1: the answer to `presence`. `count` is users, `connections` is connections. */
+export interface PresenceResultFrame {
+  type: 'presence_result';
+  channel: string;
+  count: number;
+  connections: number;
+  users: PresenceUser[];
+  /** More users exist than PRESENCE_MAX_USERS allows in `users`. */
+  truncated: boolean;
+  ref?: Ref;
+}
+/** v1.1: a user's first subscription to a presence channel started (no seq, never replayed). */
+export interface JoinFrame {
+  type: 'join';
+  channel: string;
+  user_id: string;
+  info?: Json;
+}
+/** v1.1: a user's last subscription to a presence channel ended (no seq, never replayed). */
+export interface LeaveFrame {
+  type: 'leave';
+  channel: string;
+  user_id: string;
+}
 
 export type ServerFrame =
   | AuthSuccessFrame
   | AuthErrorFrame
+  | AuthExpiredFrame
   | SubscriptionResultFrame
   | SnapshotFrame
-  | { type: 'unsubscribed'; channel: string; reason?: 'forbidden'; ref?: Ref }
+  | UnsubscribedFrame
   | EventFrame
-  | { type: 'direct'; from: string; user_id: string; data: Json }
-  | { type: 'ack'; ref?: Ref; seq?: number }
-  | { type: 'pong'; ref?: Ref }
+  | ServerDirectFrame
+  | AckFrame
+  | PongFrame
   | ErrorFrame
   | ReconnectFrame
-  | { type: 'auth_expired' };
+  | PresenceResultFrame
+  | JoinFrame
+  | LeaveFrame;
+
+export type ServerFrameType = ServerFrame['type'];

@@ -1,6 +1,7 @@
 export { ErrorCode, CloseCode } from './codes.js';
+export { isValidChannel, matchGlob, matchesAny, jobChannel, jobChannelName, MAX_CHANNEL_LENGTH } from './channel.js';
+export { JobEvent } from './jobs.js';
 export { SwitchyardError } from './errors.js';
-export { isValidChannel, matchGlob, matchesAny, jobChannel, MAX_CHANNEL_LENGTH } from './channel.js';
 export { parseClientFrame, validateClientFrame } from './parse.js';
 export { nestedTooDeep, MAX_JSON_DEPTH } from './nesting.js';
 export type { ParseResult } from './parse.js';
@@ -19,11 +20,21 @@ export type {
   CancelFrame,
   PresenceFrame,
   ServerFrame,
+  ServerFrameType,
   AuthSuccessFrame,
   AuthErrorFrame,
+  AuthExpiredFrame,
   SubscriptionResultFrame,
   SnapshotFrame,
+  UnsubscribedFrame,
   EventFrame,
+  ServerDirectFrame,
+  AckFrame,
+  PongFrame,
   ErrorFrame,
   ReconnectFrame,
+  PresenceUser,
+  PresenceResultFrame,
+  JoinFrame,
+  LeaveFrame,
 } from './frames.js';
