@@ -133,18 +133,27 @@ export function route(
   };
 }
 
-export function parseJsonBody(info: RequestInfo): Record<string, unknown> {
+function parseJson(info: RequestInfo): unknown {
   const text = info.body?.toString('utf8') ?? '';
-  let value: unknown;
   try {
-    value = JSON.parse(text);
+    return JSON.parse(text);
   } catch {
     throw new HttpError(400, 'bad_json', 'body is not valid JSON');
   }
+}
+
+export function parseJsonBody(info: RequestInfo): Record<string, unknown> {
+  const value = parseJson(info);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new HttpError(400, 'bad_frame', 'body must be a JSON object');
   }
   return value as Record<string, unknown>;
+}
+
+/** A JSON object, or an array (the batch form of an endpoint); anything else is `bad_frame`. */
+export function parseJsonBodyOrArray(info: RequestInfo): Record<string, unknown> | unknown[] {
+  const value = parseJson(info);
+  return Array.isArray(value) ? value : parseJsonBody(info);
 }
 
 export function bearer(authorization: string): string | undefined {

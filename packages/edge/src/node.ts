@@ -18,7 +18,8 @@ import { createVerifier, mintToken, type Claims, type TokenVerifier } from './au
 import type { EdgeConfig } from './config.js';
 import { Connection, type JoinState, type SocketData } from './connection.js';
 import { AuthError } from './errors.js';
-import { HttpError, bearer, keyMatches, parseJsonBody, route, writeReply, type HttpReply, type RequestInfo } from './http.js';
+import { broadcastBatch, type BatchDeps } from './broadcast-batch.js';
+import { HttpError, bearer, keyMatches, parseJsonBody, parseJsonBodyOrArray, route, writeReply, type HttpReply, type RequestInfo } from './http.js';
 import { EdgeMetrics } from './metrics.js';
 import { canPublish, canSubscribe } from './permissions.js';
 import { planShed } from './rebalance.js';
@@ -1411,10 +1412,21 @@ export class EdgeNode {
     };
   }
 
+  get #batchDeps(): BatchDeps {
+    return {
+      apiKey: this.config.broadcastApiKey,
+      verify: (token) => this.#verifier.verify(token),
+      publish: (channel, event, dataJson, coalesce) => this.#publishOrLocal(channel, event, dataJson, coalesce),
+      takeUserToken: (userId) => this.registry.takeUserToken(userId, this.config.userRateLimitPerS).catch(() => true),
+      counted: () => this.metrics.count('broadcast', 'in'),
+    };
+  }
+
   async #broadcast(info: RequestInfo): Promise<HttpReply> {
     const token = bearer(info.authorization);
     if (token === undefined) throw new HttpError(401, ErrorCode.Unauthenticated, 'Authorization: Bearer <BROADCAST_API_KEY or JWT> required');
-    const body = parseJsonBody(info);
+    const body = parseJsonBodyOrArray(info);
+    if (Array.isArray(body)) return broadcastBatch(token, body, this.#batchDeps);
     const channel = body['channel'];
     if (!isValidChannel(channel)) throw new HttpError(400, ErrorCode.BadChannel, '"channel" must be a valid channel name');
     const event = body['event'] ?? 'message';
