@@ -20,6 +20,7 @@ import { Connection, type JoinState, type SocketData } from './connection.js';
 import { AuthError } from './errors.js';
 import { broadcastBatch, type BatchDeps } from './broadcast-batch.js';
 import { HttpError, bearer, keyMatches, parseJsonBody, parseJsonBodyOrArray, route, writeReply, type HttpReply, type RequestInfo } from './http.js';
+import { ExpiryWheel } from './expiry-wheel.js';
 import { EdgeMetrics } from './metrics.js';
 import { canPublish, canSubscribe } from './permissions.js';
 import { planShed } from './rebalance.js';
@@ -42,7 +43,6 @@ const MAX_JOIN_BUFFER = 10_000;
 /** Longest a join waits for this node's live stream to catch up with the history it sent. */
 const JOIN_CATCH_UP_MS = 1000;
 /** setTimeout's ceiling; longer token lifetimes are re-armed. */
-const MAX_TIMER_MS = 2_147_483_647;
 /** After the last client has gone, how long a draining node keeps answering /ready with 503. */
 const DRAIN_LINGER_MS = 1000;
 const MAX_RECONNECT_JITTER_MS = 2000;
@@ -532,21 +532,20 @@ export class EdgeNode {
 
   /** At `exp` the connection gets `auth_expired` and 4001, unless a fresh `auth` moved `exp` on. */
   #armExpiry(conn: Connection): void {
-    clearTimeout(conn.expiryTimer);
     const exp = conn.claims?.exp;
-    if (exp === undefined) return;
-    const delay = exp * 1000 - Date.now();
-    conn.expiryTimer = setTimeout(
-      () => {
-        if (!conn.open || conn.claims?.exp !== exp) return;
-        if (exp * 1000 > Date.now()) return this.#armExpiry(conn);
-        conn.send(encodeFrame({ type: 'auth_expired' }));
-        this.metrics.count('auth_expired', 'out');
-        conn.end(CloseCode.AuthFailed, 'token_expired');
-      },
-      Math.min(Math.max(delay, 0), MAX_TIMER_MS),
-    );
+    if (exp === undefined) return this.#expiry.disarm(conn);
+    conn.expiryWheel = this.#expiry;
+    this.#expiry.arm(conn, exp);
   }
+
+  readonly #expiry = new ExpiryWheel<Connection>((conn) => {
+    const exp = conn.claims?.exp;
+    if (!conn.open || exp === undefined) return;
+    if (exp * 1000 > Date.now()) return this.#armExpiry(conn);
+    conn.send(encodeFrame({ type: 'auth_expired' }));
+    this.metrics.count('auth_expired', 'out');
+    conn.end(CloseCode.AuthFailed, 'token_expired');
+  });
 
   // ───────────────────────────── frames ─────────────────────────────
 
@@ -697,7 +696,7 @@ export class EdgeNode {
    */
   async #join(conn: Connection, channel: string, since: number | undefined, ref: Ref | undefined, epoch: string | undefined, withSnapshot = true): Promise<void> {
     const join: JoinState = { buffer: [], overflowed: false };
-    conn.joining.set(channel, join);
+    conn.joinMap().set(channel, join);
     let joiners = this.#joiners.get(channel);
     if (joiners === undefined) {
       joiners = new Set();
@@ -1534,6 +1533,7 @@ export class EdgeNode {
   async #stop(): Promise<void> {
     this.#state = 'stopped';
     clearInterval(this.#pingTimer);
+    this.#expiry.stop();
     clearInterval(this.#pressureTimer);
     clearInterval(this.#rebalanceTimer);
     this.#presence.stop();
