@@ -91,7 +91,8 @@ describe('switchyard bench', () => {
       expect(typeof fanout.systems[system]!['msgs_per_cpu_s']).toBe('number');
       // The fixed-rate phase offers every system the same rate.
       expect(fanout.systems[system]!['fixed_rate']).toBe(200);
-      expect(typeof fanout.systems[system]!['fixed_msgs_per_cpu_s']).toBe('number');
+      // A tiny phase may cost a server less than one /proc clock tick (10 ms): then no per-CPU figure.
+      expect(numberOrNull(fanout.systems[system]!['fixed_msgs_per_cpu_s'])).toBe(true);
       expect(typeof fanout.systems[system]!['fixed_p99_ms']).toBe('number');
     }
     // Event-loop delay comes from the Node servers' /metrics; Centrifugo is Go and has none.
