@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../harness/index.js';
 
-const SYSTEMS = ['switchyard', 'uws_raw', 'socketio_redis'];
+const SYSTEMS = ['switchyard', 'uws_raw', 'socketio_redis', 'centrifugo'];
+const RATIOS = ['switchyard/centrifugo', 'switchyard/socketio_redis', 'switchyard/uws_raw'];
 const FIGURES = [
   'msgs_per_cpu_s',
   'msgs_per_s',
@@ -18,6 +19,14 @@ const FIGURES = [
   'cross_node_p99_ms',
   'rss_per_conn_bytes',
   'kmem_per_conn_bytes',
+  'heap_per_conn_bytes',
+  'fixed_rate',
+  'fixed_msgs_per_cpu_s',
+  'fixed_p50_ms',
+  'fixed_p99_ms',
+  'eld_p99_ms',
+  'latency_eld_p99_ms',
+  'fixed_eld_p99_ms',
   'churn_per_s',
   'resume_ms',
   'lost',
@@ -27,29 +36,46 @@ const FIGURES = [
 const numberOrNull = (v: unknown) => v === null || (typeof v === 'number' && Number.isFinite(v));
 
 /**
- * `switchyard bench` end to end in a tiny configuration: every system, every scenario kind,
- * 1 node and 3 nodes on Redis. Only the shape of the JSON is checked, and that no event was
- * lost; how fast anything was is the benchmark's business, never a test's.
+ * `switchyard bench` end to end in a tiny configuration: every system (Centrifugo built from
+ * the Go module proxy where Go is installed), every scenario kind, 1 node and 3 nodes on
+ * Redis, pinned where there are two CPUs. Only the shape of the JSON is checked, and that no
+ * event was lost; how fast anything was is the benchmark's business, never a test's.
  */
 describe('switchyard bench', () => {
   it('prints one JSON object with every system measured, figures as numbers or null, nothing lost', async () => {
     const out = mkdtempSync(join(tmpdir(), 'sy-bench-test-'));
-    const args = ['bench', '--json', '--out', out, '--runs', '1', '--fanout', '10', '--fanout-3n', '10', '--idle', '30', '--idle-3n', '0', '--churn', '10', '--kill', '12', '--phase-ms', '300'];
-    const { code, stdout, stderr } = await runCli(args, {}, 240_000).finally(() => rmSync(out, { recursive: true, force: true }));
+    const args = ['bench', '--json', '--out', out, '--runs', '1', '--fanout', '10', '--fanout-3n', '10', '--idle', '30', '--idle-3n', '0', '--churn', '10', '--kill', '12', '--phase-ms', '300', '--fixed-rate', '2000'];
+    const { code, stdout, stderr } = await runCli(args, {}, 540_000).finally(() => rmSync(out, { recursive: true, force: true }));
     expect(code, stderr).toBe(0);
     const lines = stdout.trim().split('\n');
     expect(lines).toHaveLength(1);
     const result = JSON.parse(lines[0]!) as {
       runs: number;
-      scenarios: { name: string; kind: string; systems: Record<string, Record<string, unknown> | null>; ratios: Record<string, unknown> }[];
+      notes: string[];
+      not_measured: string[];
+      scenarios: {
+        name: string;
+        kind: string;
+        systems: Record<string, Record<string, unknown> | null>;
+        ratios: Record<string, unknown>;
+        fixed_ratios: Record<string, unknown>;
+        fixed_p99_added_ms: Record<string, unknown>;
+      }[];
     };
+    // Without Go, Centrifugo is left out, and the result says why.
+    const withoutGo = result.not_measured.some((n) => n.startsWith('centrifugo: not measured'));
+    const measured = withoutGo ? SYSTEMS.filter((s) => s !== 'centrifugo') : SYSTEMS;
+    if (!withoutGo) expect(result.notes.some((n) => n.startsWith('centrifugo v6.9.1'))).toBe(true);
     expect(result.runs).toBe(1);
     expect(result.scenarios.map((s) => s.name)).toEqual(['fanout-10', 'churn-10', 'idle-30', 'fanout-10-3n', 'node-kill-12-3n']);
     for (const scenario of result.scenarios) {
       expect(Object.keys(scenario.systems).sort()).toEqual([...SYSTEMS].sort());
-      expect(Object.keys(scenario.ratios).sort()).toEqual(['switchyard/socketio_redis', 'switchyard/uws_raw']);
-      for (const value of Object.values(scenario.ratios)) expect(numberOrNull(value)).toBe(true);
-      for (const system of SYSTEMS) {
+      for (const ratios of [scenario.ratios, scenario.fixed_ratios, scenario.fixed_p99_added_ms]) {
+        expect(Object.keys(ratios).sort()).toEqual(RATIOS);
+        for (const value of Object.values(ratios)) expect(numberOrNull(value)).toBe(true);
+      }
+      if (withoutGo) expect(scenario.systems['centrifugo']).toBeNull();
+      for (const system of measured) {
         const figures = scenario.systems[system];
         expect(figures, `${scenario.name} ${system}`).not.toBeNull();
         for (const key of FIGURES) {
@@ -61,8 +87,21 @@ describe('switchyard bench', () => {
       }
     }
     const fanout = result.scenarios.find((s) => s.name === 'fanout-10')!;
-    for (const system of SYSTEMS) expect(typeof fanout.systems[system]!['msgs_per_cpu_s']).toBe('number');
-    expect(typeof result.scenarios.find((s) => s.kind === 'idle')!.systems['switchyard']!['rss_per_conn_bytes']).toBe('number');
+    for (const system of measured) {
+      expect(typeof fanout.systems[system]!['msgs_per_cpu_s']).toBe('number');
+      // The fixed-rate phase offers every system the same rate.
+      expect(fanout.systems[system]!['fixed_rate']).toBe(200);
+      // A tiny phase may cost a server less than one /proc clock tick (10 ms): then no per-CPU figure.
+      expect(numberOrNull(fanout.systems[system]!['fixed_msgs_per_cpu_s'])).toBe(true);
+      expect(typeof fanout.systems[system]!['fixed_p99_ms']).toBe('number');
+    }
+    // Event-loop delay comes from the Node servers' /metrics; Centrifugo is Go and has none.
+    for (const system of ['switchyard', 'uws_raw', 'socketio_redis']) expect(typeof fanout.systems[system]!['fixed_eld_p99_ms']).toBe('number');
+    if (!withoutGo) expect(fanout.systems['centrifugo']!['fixed_eld_p99_ms']).toBeNull();
+    const idle = result.scenarios.find((s) => s.kind === 'idle')!;
+    expect(typeof idle.systems['switchyard']!['rss_per_conn_bytes']).toBe('number');
+    expect(typeof idle.systems['switchyard']!['heap_per_conn_bytes']).toBe('number');
+    if (!withoutGo) expect(typeof idle.systems['centrifugo']!['rss_per_conn_bytes']).toBe('number');
     expect(typeof result.scenarios.find((s) => s.kind === 'node-kill')!.systems['switchyard']!['resume_ms']).toBe('number');
-  }, 300_000);
+  }, 600_000);
 });

@@ -11,7 +11,12 @@
  *                process, read from a shared-memory slot file) or open loop at a fixed rate
  *         churn  C concurrent slots, each: connect, authenticate, subscribe, close, again
  * Protocols: sy (Switchyard JSON), raw (the bare uWS app: payload is the frame), sio
- *            (Socket.IO 4 / Engine.IO 4 over WebSocket).
+ *            (Socket.IO 4 / Engine.IO 4 over WebSocket), cf (Centrifugo's JSON protocol:
+ *            connect with a JWT, subscribe, publications as pushes, `{}` pings answered with
+ *            `{}`; one frame may carry several newline-separated replies, so cf frames are
+ *            taken line by line). A cf publisher publishes through Centrifugo's HTTP API
+ *            (POST /api/publish, X-API-Key, keep-alive and pipelined: Go's server answers a
+ *            connection's requests one after another, so publishes keep their order).
  *
  * Control: commands on stdin, one per line: reset | report [final_i] | pub closed W |
  * pub rate R | stop | churn | quit. Replies on stdout, one line each. Every run is bounded:
@@ -41,7 +46,7 @@
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
 
-enum { P_SY, P_RAW, P_SIO };
+enum { P_SY, P_RAW, P_SIO, P_CF };
 enum { R_SUB, R_PUB, R_CHURN };
 enum { S_IDLE, S_CONNECTING, S_HS, S_SETUP, S_READY, S_CLOSED };
 
@@ -101,6 +106,7 @@ static const char *shm_path = NULL;
 static int shm_slot = -1, shm_slots = 0;
 static int64_t *shm = NULL;
 static int payload_min = 64, payload_max = 256;
+static const char *api_key = "";
 
 /* ---------- state ---------- */
 static int ep;
@@ -110,7 +116,7 @@ static int next_to_open = 0;
 static int64_t t_start_us;
 
 static uint64_t st_events, st_bytes, st_frames, st_lost, st_dups, st_ready, st_failed, st_reconnects, st_resumed,
-    st_resumed_since, st_churn, st_churn_fail, st_closed_by_server;
+    st_resumed_since, st_churn, st_churn_fail, st_closed_by_server, st_http_ok, st_http_err;
 static int64_t st_resume_max_us, st_resume_last_at;
 static uint64_t st_published;
 static uint64_t st_close_codes[5000]; /* by close code; codes from the server's close frames */
@@ -347,6 +353,8 @@ static void send_upgrade(conn_t *c) {
     path = "/ws";
   } else if (proto == P_SIO) {
     path = "/socket.io/?EIO=4&transport=websocket";
+  } else if (proto == P_CF) {
+    path = "/connection/websocket";
   } else {
     snprintf(pathbuf, sizeof pathbuf, "/?ch=%s%s", channel, role == R_PUB ? "&pub=1" : "");
     path = pathbuf;
@@ -376,6 +384,10 @@ static void on_open(conn_t *c) {
       snprintf(buf, sizeof buf, "{\"type\":\"subscribe\",\"channel\":\"%s\"}", channel);
       send_text(c, buf);
     }
+  } else if (proto == P_CF) {
+    char buf[2048];
+    snprintf(buf, sizeof buf, "{\"id\":1,\"connect\":{\"token\":\"%s\"}}", token_for(c->idx));
+    send_text(c, buf);
   }
   /* sio waits for the Engine.IO open packet */
 }
@@ -412,7 +424,30 @@ static int on_event(conn_t *c, const uint8_t *d, int len) {
   return 1;
 }
 
+/* One line of a Centrifugo frame. */
+static void on_cf_line(conn_t *c, const uint8_t *d, int len) {
+  if (len == 2 && d[0] == '{' && d[1] == '}') { /* server ping */
+    send_text(c, "{}");
+    return;
+  }
+  if (on_event(c, d, len)) return;
+  if (c->state != S_SETUP) return;
+  if (find(d, len, "\"error\":")) {
+    fail_conn(c);
+  } else if (find(d, len, "\"id\":1,") && find(d, len, "\"connect\":")) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "{\"id\":2,\"subscribe\":{\"channel\":\"%s\"}}", channel);
+    send_text(c, buf);
+  } else if (find(d, len, "\"id\":2,") && find(d, len, "\"subscribe\":")) {
+    mark_ready(c);
+  }
+}
+
 static void on_message(conn_t *c, const uint8_t *d, int len) {
+  if (proto == P_CF) {
+    on_cf_line(c, d, len);
+    return;
+  }
   if (proto == P_SIO) {
     if (len == 1 && d[0] == '2') { /* Engine.IO ping */
       send_text(c, "3");
@@ -484,7 +519,7 @@ static void on_frame_end(conn_t *c) {
   } else if (op == 10) {
   } else if (c->fin) {
     st_frames++;
-    on_message(c, c->pfx, c->pfx_len);
+    if (proto != P_CF || c->pfx_len > 0) on_message(c, c->pfx, c->pfx_len);
     c->pfx_len = 0;
   }
   c->ctl = 0;
@@ -532,7 +567,26 @@ static void feed(conn_t *c, const uint8_t *p, size_t n) {
     }
     if (c->gen != gen) return;
     size_t take = c->pay_left < n ? (size_t)c->pay_left : n;
-    if (c->pfx_len < PFX) {
+    if (proto == P_CF && !c->ctl) {
+      /* newline-separated replies: each line is a message of its own */
+      const uint8_t *q = p, *qend = p + take;
+      while (q < qend && c->gen == gen) {
+        const uint8_t *nl = memchr(q, '\n', (size_t)(qend - q));
+        const uint8_t *stop = nl ? nl : qend;
+        size_t k = (size_t)(stop - q);
+        if (k > (size_t)(PFX - c->pfx_len)) k = (size_t)(PFX - c->pfx_len);
+        memcpy(c->pfx + c->pfx_len, q, k);
+        c->pfx_len += (int)k;
+        if (nl) {
+          on_message(c, c->pfx, c->pfx_len);
+          c->pfx_len = 0;
+          q = nl + 1;
+        } else {
+          q = qend;
+        }
+      }
+      if (c->gen != gen) return;
+    } else if (c->pfx_len < PFX) {
       size_t k = PFX - (size_t)c->pfx_len;
       if (k > take) k = take;
       memcpy(c->pfx + c->pfx_len, p, k);
@@ -542,6 +596,34 @@ static void feed(conn_t *c, const uint8_t *p, size_t n) {
     n -= take;
     c->pay_left -= take;
     if (c->pay_left == 0) on_frame_end(c);
+  }
+}
+
+/* Counts the HTTP API's answers: status lines, 200 or not (a status line split over two reads is kept in `carry`). */
+static void http_responses(const uint8_t *p, size_t n) {
+  static uint8_t carry[16];
+  static size_t carry_len = 0;
+  uint8_t scan[sizeof carry + 4096];
+  while (n > 0) {
+    size_t k = n < 4096 ? n : 4096;
+    memcpy(scan, carry, carry_len);
+    memcpy(scan + carry_len, p, k);
+    size_t len = carry_len + k;
+    const uint8_t *q = scan, *end = scan + len;
+    const uint8_t *hit;
+    size_t consumed = 0;
+    while ((hit = memmem(q, (size_t)(end - q), "HTTP/1.1 ", 9)) != NULL) {
+      if (end - hit < 12) break; /* the code is not all here yet */
+      if (hit[9] == '2' && hit[10] == '0' && hit[11] == '0') st_http_ok++;
+      else st_http_err++;
+      q = hit + 12;
+      consumed = (size_t)(q - scan);
+    }
+    size_t keep = len - consumed < sizeof carry ? len - consumed : sizeof carry;
+    memcpy(carry, end - keep, keep);
+    carry_len = keep;
+    p += k;
+    n -= k;
   }
 }
 
@@ -560,6 +642,10 @@ static void on_readable(conn_t *c) {
       return;
     }
     st_bytes += (uint64_t)n;
+    if (proto == P_CF && role == R_PUB) {
+      http_responses(buf, (size_t)n);
+      continue;
+    }
     if (c->state == S_HS) {
       if (!c->hs) c->hs = malloc(HS_MAX);
       size_t k = (size_t)n;
@@ -619,6 +705,17 @@ static void publish_one(conn_t *c, int64_t t) {
   data[n] = 0;
   char frame[1024];
   int fl;
+  if (proto == P_CF) {
+    char req[2048];
+    int bl = snprintf(frame, sizeof frame, "{\"channel\":\"%s\",\"data\":%s}", channel, data);
+    int rl = snprintf(req, sizeof req,
+                      "POST /api/publish HTTP/1.1\r\nHost: %s:%d\r\nX-API-Key: %s\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %d\r\n\r\n%s",
+                      host, ports[c->port_i], api_key, bl, frame);
+    queue_out(c, req, (size_t)rl);
+    st_published++;
+    return;
+  }
   if (proto == P_SY) {
     fl = snprintf(frame, sizeof frame, "{\"type\":\"publish\",\"channel\":\"%s\",\"event\":\"b\",\"data\":%s}", channel, data);
   } else if (proto == P_SIO) {
@@ -691,13 +788,14 @@ static void report(int64_t final_i) {
   printf("{\"conns\":%d,\"ready\":%llu,\"ready_now\":%d,\"failed\":%llu,\"events\":%llu,\"frames\":%llu,\"bytes\":%llu,"
          "\"lost\":%llu,\"tail\":%llu,\"dups\":%llu,\"min_last\":%lld,\"max_last\":%lld,\"reconnects\":%llu,\"closed_by_server\":%llu,"
          "\"resumed\":%llu,\"resumed_since\":%llu,\"resume_max_us\":%lld,\"resume_last_at_us\":%lld,\"churn\":%llu,"
-         "\"churn_fail\":%llu,\"published\":%llu,\"next_i\":%lld,\"now_us\":%lld,\"hist\":[",
+         "\"churn_fail\":%llu,\"http_ok\":%llu,\"http_errors\":%llu,\"published\":%llu,\"next_i\":%lld,\"now_us\":%lld,\"hist\":[",
          nconns, (unsigned long long)st_ready, ready_now, (unsigned long long)st_failed, (unsigned long long)st_events,
          (unsigned long long)st_frames, (unsigned long long)st_bytes, (unsigned long long)st_lost, (unsigned long long)tail,
          (unsigned long long)st_dups, (long long)minl, (long long)maxl, (unsigned long long)st_reconnects,
          (unsigned long long)st_closed_by_server, (unsigned long long)st_resumed, (unsigned long long)st_resumed_since,
          (long long)st_resume_max_us, (long long)st_resume_last_at, (unsigned long long)st_churn,
-         (unsigned long long)st_churn_fail, (unsigned long long)st_published, (long long)pub_next_i, (long long)now_us());
+         (unsigned long long)st_churn_fail, (unsigned long long)st_http_ok, (unsigned long long)st_http_err,
+         (unsigned long long)st_published, (long long)pub_next_i, (long long)now_us());
   int first = 1;
   for (int k = 0; k < H_N; k++) {
     if (!hist[k]) continue;
@@ -815,7 +913,7 @@ int main(int argc, char **argv) {
       role = !strcmp(v, "pub") ? R_PUB : !strcmp(v, "churn") ? R_CHURN : R_SUB;
       i++;
     } else if (!strcmp(a, "--proto")) {
-      proto = !strcmp(v, "raw") ? P_RAW : !strcmp(v, "sio") ? P_SIO : P_SY;
+      proto = !strcmp(v, "raw") ? P_RAW : !strcmp(v, "sio") ? P_SIO : !strcmp(v, "cf") ? P_CF : P_SY;
       i++;
     } else if (!strcmp(a, "--host")) {
       host = v;
@@ -858,6 +956,9 @@ int main(int argc, char **argv) {
       i++;
     } else if (!strcmp(a, "--slots")) {
       shm_slots = atoi(v);
+      i++;
+    } else if (!strcmp(a, "--api-key")) {
+      api_key = v;
       i++;
     } else if (!strcmp(a, "--payload")) {
       sscanf(v, "%d-%d", &payload_min, &payload_max);
@@ -943,7 +1044,12 @@ int main(int argc, char **argv) {
         if (what & EPOLLOUT) {
           struct epoll_event ev = {.events = EPOLLIN, .data.u32 = id};
           epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
-          send_upgrade(c);
+          if (proto == P_CF && role == R_PUB) {
+            c->state = S_SETUP; /* plain HTTP keep-alive: nothing to set up */
+            mark_ready(c);
+          } else {
+            send_upgrade(c);
+          }
         }
         continue;
       }

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { pinned } from './pin.js';
 
 /** What one load-client process reports (see native/loadgen.c). */
 export interface LoadReport {
@@ -22,6 +23,9 @@ export interface LoadReport {
   resume_last_at_us: number;
   churn: number;
   churn_fail: number;
+  /** A Centrifugo publisher's HTTP API answers: 200s, and the others. */
+  http_ok: number;
+  http_errors: number;
   published: number;
   next_i: number;
   now_us: number;
@@ -32,7 +36,7 @@ export interface LoadReport {
 }
 
 export type Role = 'sub' | 'pub' | 'churn';
-export type Proto = 'sy' | 'raw' | 'sio';
+export type Proto = 'sy' | 'raw' | 'sio' | 'cf';
 
 export interface LoadOptions {
   role: Role;
@@ -52,6 +56,8 @@ export interface LoadOptions {
   payload?: [number, number];
   /** Which server node these connections go to (for cross-node figures). */
   node?: number;
+  /** The key for a system's HTTP publish API (Centrifugo's X-API-Key). */
+  apiKey?: string;
 }
 
 /**
@@ -89,8 +95,9 @@ export class LoadProc {
       if (options.shm.slot !== undefined) args.push('--slot', String(options.shm.slot));
       if (options.shm.slots !== undefined) args.push('--slots', String(options.shm.slots));
     }
+    if (options.apiKey !== undefined) args.push('--api-key', options.apiKey);
     if (options.payload !== undefined) args.push('--payload', `${options.payload[0]}-${options.payload[1]}`);
-    this.proc = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.proc = spawn(...pinned('load', binary, args), { stdio: ['pipe', 'pipe', 'pipe'] });
     this.exited = new Promise((resolve) => this.proc.once('exit', () => {
       this.#exited = true;
       for (const w of this.#waiters.splice(0)) w('');

@@ -1,4 +1,4 @@
-import type { BenchResult, ScenarioResult } from './bench.js';
+import { RATIOS, type BenchResult, type ScenarioResult } from './bench.js';
 
 function f(v: number | null | undefined): string {
   if (v === null || v === undefined) return '—';
@@ -11,9 +11,9 @@ function range(r: [number, number] | null): string {
 }
 
 const HEAD: Record<ScenarioResult['kind'], string[]> = {
-  fanout: ['msgs/CPU-s', 'deliveries/s', 'pub/s at 50%', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'lost'],
+  fanout: ['msgs/CPU-s', 'deliveries/s', 'pub/s at 50%', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'fixed pub/s', 'fixed msgs/CPU-s', 'fixed p50 ms', 'fixed p99 ms', 'loop p99 ms (sat/50%/fixed)', 'lost'],
   churn: ['churn/s', 'pub/s', 'p50 ms', 'p99 ms', 'max ms', 'lost'],
-  idle: ['RSS/conn B', 'kernel/conn B', 'failed conns', 'lost'],
+  idle: ['RSS/conn B', 'heap/conn B', 'kernel/conn B', 'failed conns', 'lost'],
   'node-kill': ['resumed after ms', 'pub/s', 'p99 ms', 'max ms', 'lost', 'duplicates'],
 };
 
@@ -22,11 +22,15 @@ function cells(s: ScenarioResult, sys: string): string[] {
   if (x === null || x === undefined) return HEAD[s.kind].map(() => '—');
   switch (s.kind) {
     case 'fanout':
-      return [f(x.msgs_per_cpu_s), f(x.msgs_per_s), f(x.latency_rate), f(x.p50_ms), f(x.p99_ms), f(x.p999_ms), f(x.max_ms), f(x.lost)];
+      return [
+        f(x.msgs_per_cpu_s), f(x.msgs_per_s), f(x.latency_rate), f(x.p50_ms), f(x.p99_ms), f(x.p999_ms), f(x.max_ms),
+        f(x.fixed_rate), f(x.fixed_msgs_per_cpu_s), f(x.fixed_p50_ms), f(x.fixed_p99_ms),
+        `${f(x.eld_p99_ms)} / ${f(x.latency_eld_p99_ms)} / ${f(x.fixed_eld_p99_ms)}`, f(x.lost),
+      ];
     case 'churn':
       return [f(x.churn_per_s), f(x.latency_rate), f(x.p50_ms), f(x.p99_ms), f(x.max_ms), f(x.lost)];
     case 'idle':
-      return [f(x.rss_per_conn_bytes), f(x.kmem_per_conn_bytes), f(x.failed_connections), f(x.lost)];
+      return [f(x.rss_per_conn_bytes), f(x.heap_per_conn_bytes), f(x.kmem_per_conn_bytes), f(x.failed_connections), f(x.lost)];
     case 'node-kill':
       return [f(x.resume_ms), f(x.latency_rate), f(x.p99_ms), f(x.max_ms), f(x.lost), f(x.duplicates)];
   }
@@ -53,14 +57,15 @@ export function renderMarkdown(r: BenchResult): string {
       out.push(`| ${sys} | ${cells(s, sys).join(' | ')} |`);
     }
     out.push('');
-    const ratios = (['switchyard/uws_raw', 'switchyard/socketio_redis'] as const)
-      .filter((k) => s.ratios[k] !== null)
-      .map((k) => `${k} ${s.ratios[k]}${range(s.ratio_ranges[k])}`);
+    const names = RATIOS.map(([k]) => k);
+    const ratios = names.filter((k) => s.ratios[k] !== null).map((k) => `${k} ${s.ratios[k]}${range(s.ratio_ranges[k])}`);
     if (ratios.length > 0) out.push(`Paired ratios of ${s.metric} (median, min–max): ${ratios.join('; ')}.`);
-    const added = (['switchyard/uws_raw', 'switchyard/socketio_redis'] as const)
-      .filter((k) => s.p99_added_ms[k] !== null)
-      .map((k) => `${k.replace('/', ' − ')} ${s.p99_added_ms[k]} ms`);
-    if (added.length > 0 && s.kind !== 'idle') out.push(`p99 differences (median of pairs): ${added.join('; ')}.`);
+    const added = names.filter((k) => s.p99_added_ms[k] !== null).map((k) => `${k.replace('/', ' − ')} ${s.p99_added_ms[k]} ms`);
+    if (added.length > 0 && s.kind !== 'idle') out.push(`p99 differences at 50 % of each one's saturation (median of pairs): ${added.join('; ')}.`);
+    const fixed = names.filter((k) => s.fixed_ratios[k] !== null).map((k) => `${k} ${s.fixed_ratios[k]}`);
+    if (fixed.length > 0) out.push(`At the fixed rate, paired ratios of deliveries per server CPU-second: ${fixed.join('; ')}.`);
+    const fixedAdded = names.filter((k) => s.fixed_p99_added_ms[k] !== null).map((k) => `${k.replace('/', ' − ')} ${s.fixed_p99_added_ms[k]} ms`);
+    if (fixedAdded.length > 0) out.push(`p99 differences at the fixed rate: ${fixedAdded.join('; ')}.`);
     out.push('');
   }
   if (r.cluster.redis_calls_per_publish !== null) {

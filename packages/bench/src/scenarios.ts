@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { LoadProc, nextSourceAddress, type LoadOptions, type LoadReport } from './loadproc.js';
 import { loadAverage, slabBytes, socketBufferBytes, totalCpuSeconds, totalRssBytes } from './proc.js';
+import { eventLoopP99Ms, heapBytes } from './scrape.js';
 import { percentiles } from './stats.js';
 import type { RunningSystem } from './systems.js';
 
@@ -32,6 +33,17 @@ export interface Measurement {
   cross_node_p99_ms: number | null;
   rss_per_conn_bytes: number | null;
   kmem_per_conn_bytes: number | null;
+  /** Heap growth per idle connection: V8's (Node systems) or the Go runtime's in use (Centrifugo). */
+  heap_per_conn_bytes: number | null;
+  /** The fixed-rate phase: publishes/s offered (the same for every system), deliveries per server CPU-second, latency. */
+  fixed_rate: number | null;
+  fixed_msgs_per_cpu_s: number | null;
+  fixed_p50_ms: number | null;
+  fixed_p99_ms: number | null;
+  /** Worst event-loop delay p99 over the nodes during saturation, the 50 % phase and the fixed-rate phase (Node servers only). */
+  eld_p99_ms: number | null;
+  latency_eld_p99_ms: number | null;
+  fixed_eld_p99_ms: number | null;
   churn_per_s: number | null;
   resume_ms: number | null;
   lost: number | null;
@@ -57,6 +69,14 @@ export function emptyMeasurement(): Measurement {
     cross_node_p99_ms: null,
     rss_per_conn_bytes: null,
     kmem_per_conn_bytes: null,
+    heap_per_conn_bytes: null,
+    fixed_rate: null,
+    fixed_msgs_per_cpu_s: null,
+    fixed_p50_ms: null,
+    fixed_p99_ms: null,
+    eld_p99_ms: null,
+    latency_eld_p99_ms: null,
+    fixed_eld_p99_ms: null,
     churn_per_s: null,
     resume_ms: null,
     lost: null,
@@ -169,6 +189,8 @@ export interface FanoutParams {
   fixedRate?: number;
   /** Connect/disconnect clients during the latency phase: cycles offered per second, at most `concurrency` at once. */
   churn?: { rate: number; concurrency: number };
+  /** A third phase at this many deliveries per second, the same for every system (0 or absent: none). */
+  fixedDeliveriesPerS?: number;
 }
 
 /**
@@ -193,6 +215,7 @@ export async function fanout(ctx: Context, system: RunningSystem, p: FanoutParam
       tokensFile: ctx.tokensFile,
       deadlineS: ctx.deadlineS,
       payload: ctx.payload,
+      ...(system.apiKey !== undefined && { apiKey: system.apiKey }),
       shm: { path: shm, slots: groups.length },
     });
     extra.push({ proc: pub, node: 0 });
@@ -204,8 +227,10 @@ export async function fanout(ctx: Context, system: RunningSystem, p: FanoutParam
     let lost = 0;
     let dups = 0;
 
+    const ports = system.ports();
     if (p.fixedRate === undefined) {
       await Promise.all(groups.map((g) => g.proc.command('reset')));
+      await eventLoopP99Ms(ports); // the scrape resets the delay histogram: what follows is this phase's
       const before = redisCommandStats(system);
       const cpu0 = totalCpuSeconds(pids);
       const t0 = performance.now();
@@ -215,6 +240,7 @@ export async function fanout(ctx: Context, system: RunningSystem, p: FanoutParam
       const tStop = performance.now();
       const reports = await settle(groups, published, 15_000);
       const cpu = totalCpuSeconds(pids) - cpu0;
+      m.eld_p99_ms = await eventLoopP99Ms(ports);
       const after = redisCommandStats(system);
       const events = reports.reduce((s, r) => s + r.events, 0);
       lost += reports.reduce((s, r) => s + r.lost + r.tail, 0);
@@ -260,10 +286,12 @@ export async function fanout(ctx: Context, system: RunningSystem, p: FanoutParam
       await churner.ready(10_000);
       await churner.command(`churn ${p.churn.rate}`);
     }
+    await eventLoopP99Ms(ports);
     const tB = performance.now();
     await pub.command(`pub rate ${Math.max(1, rate).toFixed(2)}`);
     await sleep(p.latencyMs);
     const total = (JSON.parse(await pub.command('stop')) as { published_total: number }).published_total;
+    m.latency_eld_p99_ms = await eventLoopP99Ms(ports);
     if (churner !== undefined) {
       await churner.command('stop');
       const r = await churner.report();
@@ -278,6 +306,14 @@ export async function fanout(ctx: Context, system: RunningSystem, p: FanoutParam
       const cross = percentiles(reports.filter((_, i) => groups[i]!.node !== 0));
       if (cross !== null) Object.assign(m, { cross_node_p50_ms: cross.p50_ms, cross_node_p99_ms: cross.p99_ms });
     }
+    if (p.fixedDeliveriesPerS !== undefined && p.fixedDeliveriesPerS > 0) {
+      const fixed = await fixedPhase(groups, pub, system, p.fixedDeliveriesPerS / p.subscribers, p.latencyMs);
+      Object.assign(m, fixed.figures);
+      lost += fixed.lost;
+      dups += fixed.dups;
+    }
+    const pubReport = await pub.report();
+    if (pubReport.http_errors > 0) ctx.log(`  ${system.name}: ${pubReport.http_errors} publishes answered with an HTTP error`);
     m.lost = lost;
     m.duplicates = dups;
     return m;
@@ -285,6 +321,44 @@ export async function fanout(ctx: Context, system: RunningSystem, p: FanoutParam
     await Promise.all([...groups, ...extra].map((g) => g.proc.quit()));
     rmSync(shm, { force: true });
   }
+}
+
+/**
+ * Open loop at a rate given in advance, the same for every system (capacity planning asks
+ * what a given load costs, not only where each system tops out): deliveries per server
+ * CPU-second, latency and event-loop delay at that rate.
+ */
+async function fixedPhase(
+  groups: SubGroup[],
+  pub: LoadProc,
+  system: RunningSystem,
+  rate: number,
+  ms: number,
+): Promise<{ figures: Partial<Measurement>; lost: number; dups: number }> {
+  const ports = system.ports();
+  const pids = system.pids();
+  await Promise.all(groups.map((g) => g.proc.command('reset')));
+  await eventLoopP99Ms(ports);
+  const cpu0 = totalCpuSeconds(pids);
+  await pub.command(`pub rate ${Math.max(1, rate).toFixed(2)}`);
+  await sleep(ms);
+  const total = (JSON.parse(await pub.command('stop')) as { published_total: number }).published_total;
+  const reports = await settle(groups, total, 15_000);
+  const cpu = totalCpuSeconds(pids) - cpu0;
+  const eld = await eventLoopP99Ms(ports);
+  const events = reports.reduce((s, r) => s + r.events, 0);
+  const lat = percentiles(reports);
+  return {
+    figures: {
+      fixed_rate: rate,
+      fixed_msgs_per_cpu_s: cpu > 0 ? events / cpu : null,
+      fixed_p50_ms: lat?.p50_ms ?? null,
+      fixed_p99_ms: lat?.p99_ms ?? null,
+      fixed_eld_p99_ms: eld,
+    },
+    lost: reports.reduce((s, r) => s + r.lost + r.tail, 0),
+    dups: reports.reduce((s, r) => s + r.dups, 0),
+  };
 }
 
 /**
@@ -297,6 +371,7 @@ export async function idle(ctx: Context, system: RunningSystem, connections: num
   await sleep(1000);
   const pids = system.pids();
   const rss0 = totalRssBytes(pids);
+  const heap0 = await heapBytes(system.ports());
   const slab0 = slabBytes();
   const groups = spawnSubscribers(ctx, system, connections, channel, { sample: 0 });
   try {
@@ -304,10 +379,12 @@ export async function idle(ctx: Context, system: RunningSystem, connections: num
     const ready = connections - m.failed_connections;
     await sleep(1000);
     const rss1 = totalRssBytes(pids);
+    const heap1 = await heapBytes(system.ports());
     const slab1 = slabBytes();
     const buffers = socketBufferBytes(system.ports());
     if (ready > 0) {
       m.rss_per_conn_bytes = (rss1 - rss0) / ready;
+      if (heap0 !== null && heap1 !== null) m.heap_per_conn_bytes = (heap1 - heap0) / ready;
       // Both ends of every connection live in this kernel, with the same objects each:
       // half the slab growth is the server's; plus its sockets' buffer memory.
       if (slab0 !== null && slab1 !== null && buffers !== null) m.kmem_per_conn_bytes = (slab1 - slab0) / 2 / ready + buffers / ready;
@@ -350,6 +427,7 @@ export async function nodeKill(ctx: Context, system: RunningSystem, p: KillParam
       tokensFile: ctx.tokensFile,
       deadlineS: ctx.deadlineS,
       payload: ctx.payload,
+      ...(system.apiKey !== undefined && { apiKey: system.apiKey }),
     });
     extra.push({ proc: pub, node: 0 });
     m.failed_connections += (await pub.ready(15_000)).failed;

@@ -1,10 +1,13 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CENTRIFUGO_API_KEY, writeCentrifugoConfig } from './centrifugo.js';
 import type { Proto } from './loadproc.js';
+import { pinned } from './pin.js';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 /**
@@ -18,10 +21,15 @@ const CLI = COMPILED ? (process.argv[1] ?? 'switchyard') : fileURLToPath(new URL
 const UWS_RAW = fileURLToPath(new URL(`./servers/uws-raw.${EXT}`, import.meta.url));
 const SOCKETIO = fileURLToPath(new URL(`./servers/socketio.${EXT}`, import.meta.url));
 
-export type SystemName = 'switchyard' | 'uws_raw' | 'socketio_redis';
-export const SYSTEMS: readonly SystemName[] = ['switchyard', 'uws_raw', 'socketio_redis'];
+export type SystemName = 'switchyard' | 'uws_raw' | 'socketio_redis' | 'centrifugo';
+export const SYSTEMS: readonly SystemName[] = ['switchyard', 'uws_raw', 'socketio_redis', 'centrifugo'];
 
-export const PROTO: Record<SystemName, Proto> = { switchyard: 'sy', uws_raw: 'raw', socketio_redis: 'sio' };
+export const PROTO: Record<SystemName, Proto> = { switchyard: 'sy', uws_raw: 'raw', socketio_redis: 'sio', centrifugo: 'cf' };
+
+/** What a system needs from the bench beyond its name: Centrifugo's binary, built at bench start. */
+export interface SystemOptions {
+  centrifugoBinary?: string;
+}
 
 /** A bench-only secret, for the JWTs every authenticated client presents. */
 export const BENCH_SECRET = 'switchyard-bench-secret-0123456789-abcdefghijklmnop';
@@ -67,7 +75,7 @@ export function redisAvailable(): boolean {
 export async function startRedis(): Promise<Redis> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'sy-bench-redis-'));
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no', '--loglevel', 'warning'], {
+  const proc = spawn(...pinned('server', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no', '--loglevel', 'warning']), {
     stdio: 'ignore',
   });
   const cli = (...args: string[]) => spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', timeout: 10_000 }).stdout ?? '';
@@ -97,6 +105,8 @@ export interface Node {
   readonly pid: number;
   /** Output lines kept for error reports. */
   readonly lines: string[];
+  /** Removed when the node is stopped (Centrifugo's configuration). */
+  readonly dir?: string;
 }
 
 export interface RunningSystem {
@@ -105,6 +115,8 @@ export interface RunningSystem {
   readonly nodes: Node[];
   /** Redis, when this topology uses it (its CPU counts with the system's). */
   readonly redis: Redis | undefined;
+  /** The key a publisher presents to the system's HTTP publish API (Centrifugo's). */
+  readonly apiKey: string | undefined;
   /** Every process whose CPU is the system's: its nodes, and Redis when it uses one. */
   pids(): number[];
   ports(): number[];
@@ -130,9 +142,10 @@ function collect(proc: ChildProcess, lines: string[]): void {
   }
 }
 
-async function startNode(name: SystemName, index: number, redisUrl: string | undefined): Promise<Node> {
+async function startNode(name: SystemName, index: number, redisUrl: string | undefined, opts: SystemOptions, redisPrefix: string): Promise<Node> {
   const port = await freePort();
   const lines: string[] = [];
+  let dir: string | undefined;
   const base: NodeJS.ProcessEnv = { ...process.env, PORT: String(port) };
   delete base['UWS_USE_FALLBACK'];
   if (redisUrl !== undefined) base['REDIS_URL'] = redisUrl;
@@ -161,18 +174,24 @@ async function startNode(name: SystemName, index: number, redisUrl: string | und
     delete base['ALLOWED_ORIGINS'];
   } else if (name === 'uws_raw') {
     args = [...NODE_ARGS, UWS_RAW];
+  } else if (name === 'centrifugo') {
+    if (opts.centrifugoBinary === undefined) throw new Error('centrifugo: no binary (ensureCentrifugo first)');
+    dir = mkdtempSync(join(tmpdir(), 'sy-bench-centrifugo-'));
+    const config = writeCentrifugoConfig(dir, { port, hmacSecret: BENCH_SECRET, redisUrl, redisPrefix });
+    args = ['-c', config];
   } else {
     args = [...NODE_ARGS, SOCKETIO];
     base['JWT_SECRET'] = BENCH_SECRET;
   }
-  const proc = spawn(process.execPath, args, { cwd: ROOT, env: base, stdio: ['ignore', 'pipe', 'pipe'] });
+  const command = name === 'centrifugo' ? opts.centrifugoBinary! : process.execPath;
+  const proc = spawn(...pinned('server', command, args), { cwd: ROOT, env: base, stdio: ['ignore', 'pipe', 'pipe'] });
   collect(proc, lines);
   let exited = false;
   proc.once('exit', () => (exited = true));
   const listening = async () => {
     if (exited) throw new Error('exited');
-    if (name === 'switchyard') {
-      const res = await fetch(`http://127.0.0.1:${port}/ready`);
+    if (name === 'switchyard' || name === 'centrifugo') {
+      const res = await fetch(`http://127.0.0.1:${port}/${name === 'switchyard' ? 'ready' : 'health'}`);
       return res.status === 200;
     }
     return lines.some((l) => l.startsWith('listening'));
@@ -185,21 +204,28 @@ async function startNode(name: SystemName, index: number, redisUrl: string | und
     if (exited) throw new Error('exited during start-up');
   } catch (err) {
     await killProc(proc);
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
     throw new Error(`${name} node ${index} did not start: ${(err as Error).message}\n${lines.slice(-20).join('\n')}`);
   }
-  return { port, proc, pid: proc.pid!, lines };
+  return { port, proc, pid: proc.pid!, lines, ...(dir !== undefined && { dir }) };
+}
+
+async function stopNode(n: Node): Promise<void> {
+  await killProc(n.proc);
+  if (n.dir !== undefined) rmSync(n.dir, { recursive: true, force: true });
 }
 
 /** Starts a system as `nodes` processes; with more than one, on the given Redis. */
-export async function startSystem(name: SystemName, nodes: number, redis: Redis | undefined): Promise<RunningSystem> {
+export async function startSystem(name: SystemName, nodes: number, redis: Redis | undefined, opts: SystemOptions = {}): Promise<RunningSystem> {
   const started: Node[] = [];
+  const prefix = `sybench-${randomBytes(4).toString('hex')}`;
   const useRedis = nodes > 1 ? redis : undefined;
   if (nodes > 1 && useRedis === undefined) throw new Error(`${name}: ${nodes} nodes need Redis`);
   try {
     // One at a time: start-up is CPU-heavy (tsx) and this machine is small.
-    for (let i = 0; i < nodes; i++) started.push(await startNode(name, i, useRedis?.url));
+    for (let i = 0; i < nodes; i++) started.push(await startNode(name, i, useRedis?.url, opts, prefix));
   } catch (err) {
-    await Promise.all(started.map((n) => killProc(n.proc)));
+    await Promise.all(started.map(stopNode));
     throw err;
   }
   return {
@@ -207,6 +233,7 @@ export async function startSystem(name: SystemName, nodes: number, redis: Redis 
     proto: PROTO[name],
     nodes: started,
     redis: useRedis,
+    apiKey: name === 'centrifugo' ? CENTRIFUGO_API_KEY : undefined,
     pids() {
       const pids = started.filter((n) => n.proc.exitCode === null && n.proc.signalCode === null).map((n) => n.pid);
       if (useRedis !== undefined) pids.push(useRedis.pid);
@@ -217,12 +244,12 @@ export async function startSystem(name: SystemName, nodes: number, redis: Redis 
       await killProc(started[i]!.proc);
     },
     async restartNode(i: number) {
-      await killProc(started[i]!.proc);
-      started[i] = await startNode(name, i, useRedis?.url);
+      await stopNode(started[i]!);
+      started[i] = await startNode(name, i, useRedis?.url, opts, prefix);
     },
     async stop() {
       // Nothing of a bench node is worth draining: SIGKILL, and wait for the exit.
-      await Promise.all(started.map((n) => killProc(n.proc)));
+      await Promise.all(started.map(stopNode));
     },
   };
 }

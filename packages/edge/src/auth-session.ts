@@ -1,5 +1,6 @@
 import { CloseCode, ErrorCode, encodeError, encodeFrame, type Ref, type ServerFrame } from '@switchyard/protocol';
 import { newSessionId, type SessionRecord } from '@switchyard/sessions';
+import { ExpiryWheel } from './expiry-wheel.js';
 import { rewindSeq } from './replay.js';
 import type { Claims } from './auth.js';
 import type { Connection } from './connection.js';
@@ -7,8 +8,6 @@ import { mayRead, saveSession, type EdgeContext } from './context.js';
 import { AuthError } from './errors.js';
 import { encodeNodeMessage } from './node-messages.js';
 
-/** setTimeout's ceiling; longer token lifetimes are re-armed. */
-const MAX_TIMER_MS = 2_147_483_647;
 /** How long a resume waits for the node that holds a session to hand it over. */
 const HANDOVER_TIMEOUT_MS = 500;
 /** Close code for a connection whose session was resumed by a newer connection (extension). */
@@ -74,7 +73,8 @@ export class AuthSessions {
     conn.claims = claims;
     this.#armExpiry(conn);
     this.#sendAuthSuccess(conn, false, ref);
-    await this.#revokeLost(conn, claims);
+    // The connection keeps its own (interned) copy: that identity is what a newer refresh replaces.
+    await this.#revokeLost(conn, conn.claims ?? claims);
   }
 
   /**
@@ -270,20 +270,25 @@ export class AuthSessions {
 
   /** At `exp` the connection gets `auth_expired` and 4001, unless a fresh `auth` moved `exp` on. */
   #armExpiry(conn: Connection): void {
-    clearTimeout(conn.expiryTimer);
     const exp = conn.claims?.exp;
-    if (exp === undefined) return;
-    const delay = exp * 1000 - Date.now();
-    conn.expiryTimer = setTimeout(
-      () => {
-        if (!conn.open || conn.claims?.exp !== exp) return;
-        if (exp * 1000 > Date.now()) return this.#armExpiry(conn);
-        conn.send(encodeFrame({ type: 'auth_expired' }));
-        this.#ctx.metrics.count('auth_expired', 'out');
-        conn.end(CloseCode.AuthFailed, 'token_expired');
-      },
-      Math.min(Math.max(delay, 0), MAX_TIMER_MS),
-    );
+    if (exp === undefined) return this.#expiry.disarm(conn);
+    conn.expiryWheel = this.#expiry;
+    this.#expiry.arm(conn, exp);
+  }
+
+  /** Every connection's token expiry in one wheel: no timer per connection (expiry-wheel.ts). */
+  readonly #expiry = new ExpiryWheel<Connection>((conn) => {
+    const exp = conn.claims?.exp;
+    if (!conn.open || exp === undefined) return;
+    if (exp * 1000 > Date.now()) return this.#armExpiry(conn);
+    conn.send(encodeFrame({ type: 'auth_expired' }));
+    this.#ctx.metrics.count('auth_expired', 'out');
+    conn.end(CloseCode.AuthFailed, 'token_expired');
+  });
+
+  /** Stops the expiry wheel's tick (the node is stopping). */
+  stop(): void {
+    this.#expiry.stop();
   }
 
   /**

@@ -1,9 +1,10 @@
-import { ErrorCode, isValidChannel } from '@switchyard/protocol';
+import { ErrorCode } from '@switchyard/protocol';
 import type { WorkerRegistry } from '@switchyard/sessions';
 import { takeUserBudget } from './admission.js';
 import type { Claims, TokenVerifier } from './auth.js';
 import { AuthError } from './errors.js';
-import { HttpError, bearer, keyMatches, parseJsonBody, type Gate, type Handler } from './http.js';
+import { publishBatch, validateBatch, validateBroadcastEvent } from './broadcast-batch.js';
+import { HttpError, bearer, keyMatches, parseJsonBodyOrArray, type Gate, type Handler } from './http.js';
 import { canPublish } from './permissions.js';
 
 export interface BroadcastDeps {
@@ -17,7 +18,7 @@ export interface BroadcastDeps {
 }
 
 /**
- * `POST /broadcast` (PROTOCOL.md §6, §9). The gate runs before the body is looked at: the
+ * `POST /broadcast` (PROTOCOL.md §6, §9), one event or a batch (a JSON array). The gate runs before the body is looked at: the
  * BROADCAST_API_KEY, or a JWT whose user then spends its USER_RATE_LIMIT_PER_S budget (429
  * `{"error":"rate_limited"}` past it). A caller without either learns nothing about the body.
  */
@@ -40,22 +41,27 @@ export function broadcastRoute(deps: BroadcastDeps): { gate: Gate; handler: Hand
   };
   const handler: Handler = async (info) => {
     const claims = callers.get(info);
-    const body = parseJsonBody(info);
-    const channel = body['channel'];
-    if (!isValidChannel(channel)) throw new HttpError(400, ErrorCode.BadChannel, '"channel" must be a valid channel name');
-    const event = body['event'] ?? 'message';
-    if (typeof event !== 'string' || event.length === 0 || event.length > 200) {
-      throw new HttpError(400, ErrorCode.BadFrame, '"event" must be a string of 1–200 characters');
+    const body = parseJsonBodyOrArray(info);
+    if (Array.isArray(body)) {
+      // A batch is checked whole (shape, rights, budget) before any event goes out, so a
+      // refused batch publishes nothing. The gate took one unit of the user's budget.
+      const events = validateBatch(body);
+      if (claims !== undefined) {
+        const forbidden = events.find((e) => !canPublish(claims, e.channel));
+        if (forbidden !== undefined) throw new HttpError(403, ErrorCode.Forbidden, `no publish right on ${forbidden.channel}`);
+        for (let i = 1; i < events.length; i++) {
+          if (!(await takeUserBudget(deps.registry, claims.sub, deps.userRateLimitPerS))) {
+            throw new HttpError(429, ErrorCode.RateLimited, `the batch's ${events.length} events are more than this user's USER_RATE_LIMIT_PER_S budget has left`);
+          }
+        }
+      }
+      return { status: 202, body: await publishBatch(events, deps.publish, deps.counted) };
     }
-    if (!('data' in body)) throw new HttpError(400, ErrorCode.BadFrame, '"data" is required');
-    if (claims !== undefined && !canPublish(claims, channel)) throw new HttpError(403, ErrorCode.Forbidden, `no publish right on ${channel}`);
-    const coalesce = body['coalesce'];
-    if (coalesce !== undefined && !isValidChannel(coalesce)) {
-      throw new HttpError(400, ErrorCode.BadFrame, '"coalesce" must be 1–200 characters of A-Z a-z 0-9 : _ - . @ /');
-    }
-    const seq = await deps.publish(channel, event, JSON.stringify(body['data']), coalesce);
+    const e = validateBroadcastEvent(body);
+    if (claims !== undefined && !canPublish(claims, e.channel)) throw new HttpError(403, ErrorCode.Forbidden, `no publish right on ${e.channel}`);
+    const seq = await deps.publish(e.channel, e.event, e.dataJson, e.coalesce);
     deps.counted();
-    return { status: 202, body: seq === null ? { channel, seq: null, degraded: true } : { channel, seq } };
+    return { status: 202, body: seq === null ? { channel: e.channel, seq: null, degraded: true } : { channel: e.channel, seq } };
   };
   return { gate, handler };
 }

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { BrokerEvent } from '@switchyard/broker';
 import type { Claims } from './auth.js';
+import { internClaims } from './claims-intern.js';
+import type { ExpiryWheel, Expiring } from './expiry-wheel.js';
 import type { SessionRecord } from '@switchyard/sessions';
 import type { SlowLane } from './coalesce.js';
 import { ReplayGate } from './replay.js';
@@ -43,6 +45,18 @@ export interface ClientSocket {
   getUserData(): SocketData;
 }
 
+/**
+ * What `Connection.joining` reads as while a connection joins nothing (nearly always): one
+ * shared empty map, so that an idle connection holds none of its own. Adding to it is a bug
+ * (it would be every connection's), so it refuses: add through `joinMap()`.
+ */
+class NoJoins extends Map<string, JoinState> {
+  override set(): this {
+    throw new Error('Connection.joining is the shared empty map: add with conn.joinMap().set()');
+  }
+}
+const NO_JOINS: Map<string, JoinState> = new NoJoins();
+
 export function newConnectionId(): string {
   return `c_${randomBytes(9).toString('base64url')}`;
 }
@@ -51,17 +65,16 @@ export function newConnectionId(): string {
  * Everything the edge knows about one WebSocket. uWS sockets must not be touched after
  * close, so every asynchronous continuation checks `state !== 'closed'` before using `ws`.
  */
-export class Connection {
+export class Connection implements Expiring {
   readonly id = newConnectionId();
   readonly openedAt = Date.now();
   ws: ClientSocket | undefined;
   state: ConnState = 'pending';
-  claims: Claims | undefined;
+  #claims: Claims | undefined;
   session: SessionRecord | undefined;
   /** Channels delivered live through the uWS topic. */
   readonly subscriptions = new Set<string>();
-  /** Channels between subscribe request and joining the topic. */
-  readonly joining = new Map<string, JoinState>();
+  #joining: Map<string, JoinState> | undefined;
   /** Frames that arrive while a first-frame `auth` is being verified, replayed after it. */
   readonly queued: string[] = [];
   queuedBytes = 0;
@@ -70,7 +83,9 @@ export class Connection {
   /** Replays waiting for this socket to drain (replay.ts). */
   readonly replay = new ReplayGate();
   authTimer: NodeJS.Timeout | undefined;
-  expiryTimer: NodeJS.Timeout | undefined;
+  /** Token expiry: filed in the node's one wheel (no timer per connection); see ExpiryWheel. */
+  expirySecond = 0;
+  expiryWheel: ExpiryWheel<Connection> | undefined;
   tokens: number;
   lastRefill = Date.now();
   lastSeen = Date.now();
@@ -82,6 +97,29 @@ export class Connection {
     readonly upgradeClaims?: Claims,
   ) {
     this.tokens = burst;
+  }
+
+  get claims(): Claims | undefined {
+    return this.#claims;
+  }
+
+  /** Kept with the permission lists shared between connections (claims-intern.ts). */
+  set claims(claims: Claims | undefined) {
+    this.#claims = claims === undefined ? undefined : internClaims(claims);
+  }
+
+  /** Channels between subscribe request and joining the topic (read-only while empty: add with `joinMap()`). */
+  get joining(): Map<string, JoinState> {
+    const joins = this.#joining;
+    if (joins === undefined || joins.size > 0) return joins ?? NO_JOINS;
+    // Emptied since: let it go, an idle connection keeps no map.
+    this.#joining = undefined;
+    return NO_JOINS;
+  }
+
+  /** `joining`, made this connection's own: for adding a join. */
+  joinMap(): Map<string, JoinState> {
+    return (this.#joining ??= new Map());
   }
 
   get userId(): string {
@@ -134,8 +172,7 @@ export class Connection {
 
   clearTimers(): void {
     clearTimeout(this.authTimer);
-    clearTimeout(this.expiryTimer);
     this.authTimer = undefined;
-    this.expiryTimer = undefined;
+    this.expiryWheel?.disarm(this);
   }
 }

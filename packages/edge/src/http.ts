@@ -157,19 +157,31 @@ export function route(
   };
 }
 
-export function parseJsonBody(info: RequestInfo): Record<string, unknown> {
+function parseJson(info: RequestInfo): unknown {
   const text = info.body?.toString('utf8') ?? '';
   if (nestedTooDeep(text)) throw new HttpError(400, 'bad_json', `body is nested deeper than ${MAX_JSON_DEPTH} levels`);
-  let value: unknown;
   try {
-    value = JSON.parse(text);
+    return JSON.parse(text);
   } catch {
     throw new HttpError(400, 'bad_json', 'body is not valid JSON');
   }
+}
+
+function asObject(value: unknown): Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new HttpError(400, 'bad_frame', 'body must be a JSON object');
   }
   return value as Record<string, unknown>;
+}
+
+export function parseJsonBody(info: RequestInfo): Record<string, unknown> {
+  return asObject(parseJson(info));
+}
+
+/** A JSON object, or an array (the batch form of an endpoint); anything else is `bad_frame`. */
+export function parseJsonBodyOrArray(info: RequestInfo): Record<string, unknown> | unknown[] {
+  const value = parseJson(info);
+  return Array.isArray(value) ? value : asObject(value);
 }
 
 export function bearer(authorization: string): string | undefined {

@@ -331,6 +331,7 @@ export class EdgeNode {
     clearInterval(this.#pingTimer);
     clearInterval(this.#pressureTimer);
     clearInterval(this.#rebalanceTimer);
+    this.#auth.stop();
     ctx.presence.stop();
     this.#rebalanceTimer = undefined;
     this.#pingTimer = undefined;

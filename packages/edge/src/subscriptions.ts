@@ -87,7 +87,7 @@ export class Subscriptions {
   async #join(conn: Connection, channel: string, since: number | undefined, ref: Ref | undefined, epoch: string | undefined, withSnapshot = true): Promise<void> {
     const { broker, metrics, log } = this.#deps;
     const join: JoinState = { buffer: [], bufferBytes: 0, overflowed: false };
-    conn.joining.set(channel, join);
+    conn.joinMap().set(channel, join);
     const joiners = this.#hub.addJoiner(channel, conn);
     let interest = false;
     let waiting = false;

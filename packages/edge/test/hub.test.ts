@@ -90,7 +90,7 @@ describe('Hub', () => {
     const t = setup();
     const { conn } = t.client();
     const join: JoinState = { buffer: [], bufferBytes: 0, overflowed: false };
-    conn.joining.set('room', join);
+    conn.joinMap().set('room', join);
     const joiners = t.hub.addJoiner('room', conn);
     t.hub.deliver(event('room', 1));
     expect(join.buffer.map((e) => e.seq)).toEqual([1]);
@@ -110,11 +110,11 @@ describe('Hub', () => {
     const t = setup();
     const a = t.client('u1');
     const b = t.client('u2');
-    a.conn.joining.set('room', { buffer: [], bufferBytes: 0, overflowed: false });
+    a.conn.joinMap().set('room', { buffer: [], bufferBytes: 0, overflowed: false });
     const first = t.hub.addJoiner('room', a.conn);
     t.hub.removeJoiner('room', a.conn);
     const joinB: JoinState = { buffer: [], bufferBytes: 0, overflowed: false };
-    b.conn.joining.set('room', joinB);
+    b.conn.joinMap().set('room', joinB);
     t.hub.addJoiner('room', b.conn);
     t.hub.releaseJoiner('room', a.conn, first);
     t.hub.deliver(event('room', 1));
@@ -124,7 +124,7 @@ describe('Hub', () => {
   it('closes 4010 a joiner whose buffered events push it over MAX_BACKPRESSURE_BYTES', () => {
     const t = setup({ maxBackpressureBytes: 2000, coalesceBytes: 100 });
     const { conn, socket } = t.client();
-    conn.joining.set('room', { buffer: [], bufferBytes: 0, overflowed: false });
+    conn.joinMap().set('room', { buffer: [], bufferBytes: 0, overflowed: false });
     t.hub.addJoiner('room', conn);
     for (let seq = 1; seq <= 40 && socket.ended === undefined; seq++) t.hub.deliver(event('room', seq));
     expect(socket.ended).toEqual({ code: 4010, reason: 'slow_consumer' });
@@ -135,7 +135,7 @@ describe('Hub', () => {
     const a = t.client('u1');
     const j = t.client('u2');
     t.member(a.conn, 'room');
-    j.conn.joining.set('room', { buffer: [], bufferBytes: 0, overflowed: false });
+    j.conn.joinMap().set('room', { buffer: [], bufferBytes: 0, overflowed: false });
     t.hub.addJoiner('room', j.conn);
     t.hub.signal('room', '{"type":"presence_join"}');
     expect(a.socket.sent).toEqual(['{"type":"presence_join"}']);

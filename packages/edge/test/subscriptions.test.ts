@@ -114,7 +114,7 @@ describe('Subscriptions', () => {
     const t = setup();
     const { conn } = readyClient(t.topics);
     conn.session = { id: 's1', userId: 'u1', subscriptions: {} };
-    conn.joining.set('room', { buffer: [], bufferBytes: 0, overflowed: false, waiting: { sent: 9, epoch: 'ep', timer: setTimeout(() => undefined, 60_000) } });
+    conn.joinMap().set('room', { buffer: [], bufferBytes: 0, overflowed: false, waiting: { sent: 9, epoch: 'ep', timer: setTimeout(() => undefined, 60_000) } });
     t.hub.addJoiner('room', conn);
     void t.broker.subscribe('room');
     conn.state = 'closed';

@@ -5,6 +5,8 @@
  * `subscribed`) and publishes with `publish(channel, data)`, broadcast with io.to(channel).
  * With REDIS_URL, @socket.io/redis-adapter carries broadcasts between nodes.
  *
+ * GET /metrics: event-loop delay p99 and heap (see metrics.ts).
+ *
  * Env: PORT (required), JWT_SECRET (required), REDIS_URL (optional). Prints "listening <port>".
  */
 import { createServer } from 'node:http';
@@ -12,12 +14,20 @@ import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import { jwtVerify } from 'jose';
 import { Server } from 'socket.io';
+import { metricsText } from './metrics.js';
 
 const port = Number(process.env['PORT']);
 const secret = new TextEncoder().encode(process.env['JWT_SECRET'] ?? '');
 const redisUrl = process.env['REDIS_URL'];
 
-const http = createServer();
+// Socket.IO answers /socket.io/ itself and hands every other request to this handler.
+const http = createServer((req, res) => {
+  if (req.method === 'GET' && req.url === '/metrics') {
+    res.writeHead(200, { 'content-type': 'text/plain' }).end(metricsText());
+  } else {
+    res.writeHead(404).end();
+  }
+});
 const io = new Server(http, {
   transports: ['websocket'],
   serveClient: false,

@@ -5,11 +5,14 @@
  * With REDIS_URL it is the minimal cluster: publishes go through Redis PUBLISH and every
  * node relays what it receives to its local subscribers.
  *
+ * GET /metrics: event-loop delay p99 and heap (see metrics.ts).
+ *
  * Env: PORT (required), REDIS_URL (optional). Prints "listening <port>" when ready.
  */
 import { createRequire } from 'node:module';
 import { Redis } from 'ioredis';
 import type * as Uws from 'uWebSockets.js';
+import { metricsText } from './metrics.js';
 
 interface Data {
   ch: string;
@@ -61,6 +64,10 @@ app.ws<Data>('/*', {
     if (pub !== undefined) void pub.publish(ch, Buffer.from(message));
     else app.publish(ch, message, false, false);
   },
+});
+
+app.get('/metrics', (res) => {
+  res.writeHeader('content-type', 'text/plain').end(metricsText());
 });
 
 app.listen('127.0.0.1', port, (socket) => {

@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import type { BenchPlan, SystemName } from '@switchyard/bench';
 import { UsageError, csv, parse } from '../args.js';
 
-export const summary = 'benchmark Switchyard against raw uWebSockets.js and Socket.IO (--quick, --json)';
+export const summary = 'benchmark Switchyard against raw uWebSockets.js, Socket.IO and Centrifugo (--quick, --json, --no-pin)';
 
 function sizes(value: unknown, flag: string): number[] | undefined {
   const list = csv(value);
@@ -42,6 +42,8 @@ export async function bench(argv: string[]): Promise<void> {
     payload: { type: 'string' },
     out: { type: 'string' },
     chart: { type: 'string' },
+    'no-pin': { type: 'boolean' },
+    'fixed-rate': { type: 'string' },
   });
   const plan: Partial<BenchPlan> = {};
   const runs = whole(values.runs, '--runs');
@@ -80,6 +82,9 @@ export async function bench(argv: string[]): Promise<void> {
     if (m === null || Number(m[1]) > Number(m[2]) || Number(m[1]) < 40 || Number(m[2]) > 400) throw new UsageError('--payload takes MIN-MAX bytes, within 40-400 (default 64-256)');
     plan.payload = [Number(m[1]), Number(m[2])];
   }
+  if (values['no-pin'] === true) plan.pin = false;
+  const fixed = whole(values['fixed-rate'], '--fixed-rate');
+  if (fixed !== undefined) plan.fixedDeliveriesPerS = fixed;
   const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
   const result = await runBench({ quick: values.quick === true, plan, log });
 
