@@ -258,7 +258,7 @@ function clusterSuite(name: string, backend: () => Promise<Backend>) {
       const { client } = await connect(a!.url, await hsToken({ sub: 'd', channels: ['down:*'], publish: ['down:*'] }));
       await client.request({ type: 'subscribe', channel: 'down:1' });
       expect(await client.request({ type: 'subscribe', channel: 'down:2' })).toMatchObject({ success: true });
-      const killed = restartBackend(4000);
+      const killed = restartBackend(8000);
       await waitFor(async () => {
         const h = await health(a!);
         return h.status === 'degraded' && h.redis.status === 'down' ? true : undefined;
@@ -280,6 +280,17 @@ function clusterSuite(name: string, backend: () => Promise<Backend>) {
       const ack = await client.request({ type: 'publish', channel: 'down:1', event: 'local', data: { x: 1 } });
       expect(ack).toMatchObject({ type: 'ack', degraded: true });
       expect(await client.next((f) => f.type === 'event' && f['event'] === 'local')).toMatchObject({ channel: 'down:1', data: { x: 1 } });
+      // The refused replay did not end the live subscription it was asked on: down:2 still delivers.
+      expect(client.frames.filter((f) => f.type === 'unsubscribed')).toEqual([]);
+      await client.request({ type: 'publish', channel: 'down:2', event: 'still', data: { x: 2 } });
+      expect(await client.next((f) => f.type === 'event' && f['event'] === 'still')).toMatchObject({ channel: 'down:2', data: { x: 2 } });
+      // A new channel cannot be joined without the store: answered unavailable, not left waiting for Redis.
+      expect(await client.request({ type: 'subscribe', channel: 'down:3' }, 15_000)).toMatchObject({
+        type: 'subscription_result',
+        channel: 'down:3',
+        success: false,
+        error: 'unavailable',
+      });
       await killed;
       await waitFor(async () => ((await health(a!)).status === 'healthy' ? true : undefined), 15_000, 'healthy again');
       await waitFor(async () => ((await fetch(`${a!.http}/ready`)).status === 200 ? true : undefined), 5000, 'ready again');

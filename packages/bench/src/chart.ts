@@ -1,4 +1,4 @@
-import type { BenchResult } from './bench.js';
+import type { BenchResult } from './result.js';
 
 const COLORS: Record<string, string> = { switchyard: '#1f77b4', uws_raw: '#2ca02c', socketio_redis: '#d62728' };
 

@@ -3,7 +3,8 @@
  * app (the ceiling) and Socket.IO with its Redis adapter, on this machine, in one run.
  */
 export { runBench, QUICK_PLAN, FULL_PLAN } from './bench.js';
-export type { BenchOptions, BenchPlan, BenchResult, ScenarioResult, SystemFigures, FigureKey, RatioName, Target } from './bench.js';
+export type { BenchOptions } from './bench.js';
+export type { BenchPlan, BenchResult, ScenarioResult, SystemFigures, FigureKey, RatioName, Target } from './result.js';
 export { renderFanoutSvg } from './chart.js';
 export { renderMarkdown } from './report.js';
 export { buildLoadgen, LOADGEN_SOURCE } from './native.js';

@@ -1,4 +1,4 @@
-import { RATIOS, type BenchResult, type ScenarioResult } from './bench.js';
+import { RATIOS, type BenchResult, type ScenarioResult } from './result.js';
 
 function f(v: number | null | undefined): string {
   if (v === null || v === undefined) return '—';

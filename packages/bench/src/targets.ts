@@ -1,4 +1,4 @@
-import type { BenchResult, ScenarioResult, Target } from './bench.js';
+import type { BenchResult, ScenarioResult, Target } from './result.js';
 
 /** The benchmark issues' targets (round 1, then issue 14's round 2), judged against a result. */
 export function evaluateTargets(r: BenchResult): Target[] {

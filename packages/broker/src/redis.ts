@@ -336,11 +336,15 @@ export class RedisBroker implements Broker {
     );
     st = { refs: 1, ready, last: 0, epoch: undefined, filling: false, pending: [], unsubscribeTimer: undefined };
     this.#channels.set(channel, st);
+    // A rejection nobody awaits yet (the caller below may have given up) is not unhandled.
+    ready.catch(() => undefined);
     try {
-      await ready;
-      // Know where the channel stood when we started listening, so that a reconnect before
-      // its first event can still catch up on what was published meanwhile.
-      const position = await this.position(channel);
+      // The subscriber connection queues its SUBSCRIBE while Redis is away; the position read
+      // (command connection, no offline queue) fails fast then, so the caller hears at once
+      // instead of waiting for Redis. Read alongside the SUBSCRIBE it is a lower bound of where
+      // the channel stood when listening started: at worst the first live event looks like a
+      // gap and is filled from history, never one missed.
+      const [, position] = await Promise.all([ready, this.position(channel)]);
       if (st.last === 0 && st.epoch === undefined) {
         st.last = position.seq;
         st.epoch = position.epoch;

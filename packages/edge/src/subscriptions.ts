@@ -59,8 +59,16 @@ export class Subscriptions {
         const position = await broker.position(channel);
         return result({ success: true, seq: position.seq });
       }
-      // A repeated subscribe with `since` asks for a replay: rejoin from that point (presence stays).
-      this.leave(conn, channel, true);
+      // A repeated subscribe with `since` asks for a replay: rejoin from that point (presence
+      // stays). Only once the store answers: while it is away the replay cannot be made, and the
+      // live subscription must not end for it.
+      try {
+        await broker.position(channel);
+      } catch {
+        return result({ success: false, error: ErrorCode.Unavailable });
+      }
+      if (!conn.open) return;
+      if (conn.subscriptions.has(channel)) this.leave(conn, channel, true);
     }
     // A refresh while this subscribe waited: the rights that count are the newest token's.
     if (conn.claims !== claims && !(await mayRead(this.#deps, conn.claims!, channel))) return result({ success: false, error: ErrorCode.Forbidden });
