@@ -25,6 +25,12 @@ const DEFAULT_HEALTH_INTERVAL_MS = 2000;
 const UNSUBSCRIBE_DELAY_MS = 1000;
 const MAX_PENDING_DURING_FILL = 100_000;
 const CATCH_UP_SECOND_PASS_MS = 1000;
+/**
+ * How often a Redis Cluster client re-reads the slot map. A failover or slot move makes the
+ * old owner drop its shard-channel subscribers without closing the connection, so only a
+ * fresh slot map tells the subscriber to subscribe again on the new owner.
+ */
+const CLUSTER_TOPOLOGY_REFRESH_MS = 1000;
 
 export interface BrokerLogger {
   warn(obj: object, msg: string): void;
@@ -127,7 +133,12 @@ export class RedisBroker implements Broker {
     this.#sharded = options.clusterNodes !== undefined && options.clusterNodes.length > 0;
     if (this.#sharded) {
       const nodes = options.clusterNodes!.map(parseHostPort);
-      const clusterOptions: ClusterOptions = { redisOptions: base, enableOfflineQueue: false, clusterRetryStrategy: base.retryStrategy! };
+      const clusterOptions: ClusterOptions = {
+        redisOptions: base,
+        enableOfflineQueue: false,
+        clusterRetryStrategy: base.retryStrategy!,
+        slotsRefreshInterval: CLUSTER_TOPOLOGY_REFRESH_MS,
+      };
       this.#cmd = new Cluster(nodes, clusterOptions);
       this.#sub = new Cluster(nodes, { ...clusterOptions, enableOfflineQueue: true, shardedSubscribers: true });
     } else {
@@ -161,6 +172,11 @@ export class RedisBroker implements Broker {
       this.#subLost = false;
       void this.#catchUp();
     });
+    if (this.#sharded) {
+      // The slot map changed (a failover, a slot move) and the shard subscribers were set up
+      // again: what was published while the old owner no longer delivered comes from history.
+      this.#sub.on('subscribersReady', () => this.#refillAll());
+    }
     this.#healthTimer = setInterval(() => void this.#checkHealth(), options.healthIntervalMs ?? DEFAULT_HEALTH_INTERVAL_MS);
     this.#healthTimer.unref();
     void this.#checkHealth();
@@ -448,6 +464,12 @@ export class RedisBroker implements Broker {
     const names = [...this.#channels.keys()];
     await Promise.all(names.map((ch) => this.#subscribeRaw(this.#keys(ch)[2]).catch(() => undefined)));
     if (this.#inbox !== undefined) await this.#subscribeRaw(this.#inbox).catch(() => undefined);
+    this.#refillAll();
+  }
+
+  /** Fills every channel from history now, and once more shortly after for what raced it. */
+  #refillAll(): void {
+    if (this.#closing !== undefined) return;
     for (const [channel, st] of this.#channels) void this.#fill(channel, st);
     const again = setTimeout(() => {
       for (const [channel, st] of this.#channels) void this.#fill(channel, st);
