@@ -66,7 +66,7 @@ describe('Redis Cluster failover mid-stream (3 primaries, 3 replicas, 3 edges)',
     prober.stop();
     const v = verify(publishers, watchers);
     // A coordinated failover keeps history: nobody may be told recovered:false.
-    expectIntact(v, 0);
+    expectIntact(v, 0, watchers);
     expect(watchers[1]!.resumes.every((r) => r.recovered === true)).toBe(true);
     assertAlive(edges);
     expect(prober.samples.every((s) => s.httpStatus === 200)).toBe(true);

@@ -105,7 +105,7 @@ describe.skipIf(unavailable !== undefined)('Redis faults through Toxiproxy (3 ed
     const settleMs = await settle(publishers, watchers);
     prober.stop();
     const v = verify(publishers, watchers);
-    expectIntact(v, 0);
+    expectIntact(v, 0, watchers);
     // Latency under the command timeout degrades nothing: every publish got its seq.
     const acks = publishers.flatMap((p) => p.acks);
     expect(acks.filter((a) => a.seq === null)).toEqual([]);
@@ -160,7 +160,7 @@ describe.skipIf(unavailable !== undefined)('Redis faults through Toxiproxy (3 ed
     prober.stop();
     const v = verify(publishers, all);
     // History survived, so nobody may be told recovered:false.
-    expectIntact(v, 0);
+    expectIntact(v, 0, watchers);
     expect(mover.resumes.every((r) => r.recovered === true)).toBe(true);
     // The other edges never wavered; the partitioned one said so, and stayed alive (200 /health).
     for (const i of [1, 2]) expect(prober.of(i).every((s) => s.status === 'healthy' && s.ready === 200)).toBe(true);
@@ -208,7 +208,7 @@ describe.skipIf(unavailable !== undefined)('Redis faults through Toxiproxy (3 ed
     const settleMs = await settle(publishers, watchers);
     prober.stop();
     const v = verify(publishers, watchers);
-    expectIntact(v, 0);
+    expectIntact(v, 0, watchers);
     for (const i of [0, 2]) expect(prober.of(i).every((s) => s.status === 'healthy' && s.ready === 200)).toBe(true);
     // A blip shorter than READY_REDIS_GRACE_MS does not flap readiness... but /health says degraded.
     expect(prober.of(1).every((s) => s.httpStatus === 200)).toBe(true);
@@ -236,7 +236,7 @@ describe.skipIf(unavailable !== undefined)('Redis faults through Toxiproxy (3 ed
     await settle(publishers, watchers);
     const caughtUp = Date.now();
     const v = verify(publishers, watchers);
-    expectIntact(v, 0);
+    expectIntact(v, 0, watchers);
     recordFigures('bandwidth', {
       rate_kb_s: 48,
       capped_ms: lifted - capped,
@@ -274,7 +274,7 @@ describe.skipIf(unavailable !== undefined)('Redis faults through Toxiproxy (3 ed
     const settleMs = await settle(publishers, watchers, 30_000, true);
     prober.stop();
     const v = verify(publishers, watchers, true);
-    expectIntact(v);
+    expectIntact(v, undefined, watchers);
     // Every connected watcher was told, on every channel, that history was reset.
     for (const w of watchers) for (const ch of channels) expect(w.resets(ch)).toBeGreaterThanOrEqual(1);
     // The one that was away resumes from seq 20 of a history that no longer exists.

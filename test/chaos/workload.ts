@@ -1,4 +1,7 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { expect } from 'vitest';
+import { FIGURES_DIR } from './figures.js';
 import { hsToken, TestClient, type EdgeProcess, type Frame } from '../harness/index.js';
 import { waitFor } from '../harness/ports.js';
 
@@ -258,7 +261,19 @@ export function verify(publishers: Publisher[], watchers: Watcher[], historyLost
  * The contract's promise for watchers that stay or resume: nothing acked with a seq lost,
  * repeated or out of order; `recovered:false` only as many times as `resets` says (when given).
  */
-export function expectIntact(v: Verdict, resets?: number): void {
+export function expectIntact(v: Verdict, resets?: number, watchers: Watcher[] = []): void {
+  if (v.lost.length + v.duplicates.length + v.gaps.length > 0 && watchers.length > 0) {
+    // What each watcher saw, for the post-mortem of a failed run.
+    const dump = Object.fromEntries(watchers.map((w) => [w.name, Object.fromEntries([...w.log].map(([ch, items]) => [ch, items.map((i) => (i.kind === 'result' ? `R${i.seq}${i.recovered === false ? '!' : ''}@${i.at}` : `${i.seq}${i.degraded ? 'd' : ''}@${i.at}`))]))]));
+    mkdirSync(FIGURES_DIR, { recursive: true });
+    writeFileSync(join(FIGURES_DIR, `failed-${Date.now()}.json`), JSON.stringify(dump));
+  }
+  const byWhere = new Map<string, number>();
+  for (const l of v.lost) {
+    const where = l.split(' ').slice(0, 2).join(' ');
+    byWhere.set(where, (byWhere.get(where) ?? 0) + 1);
+  }
+  expect(Object.fromEntries(byWhere), 'lost events per watcher and channel').toEqual({});
   expect(v.lost).toEqual([]);
   expect(v.duplicates).toEqual([]);
   expect(v.gaps).toEqual([]);

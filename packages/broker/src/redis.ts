@@ -31,6 +31,7 @@ const CATCH_UP_SECOND_PASS_MS = 1000;
  * fresh slot map tells the subscriber to subscribe again on the new owner.
  */
 const CLUSTER_TOPOLOGY_REFRESH_MS = 1000;
+const CLUSTER_TOPOLOGY_TIMEOUT_MS = 5000;
 
 export interface BrokerLogger {
   warn(obj: object, msg: string): void;
@@ -138,6 +139,8 @@ export class RedisBroker implements Broker {
         enableOfflineQueue: false,
         clusterRetryStrategy: base.retryStrategy!,
         slotsRefreshInterval: CLUSTER_TOPOLOGY_REFRESH_MS,
+        // On a busy host the default 1 s can time out every refresh and leave a stale map.
+        slotsRefreshTimeout: CLUSTER_TOPOLOGY_TIMEOUT_MS,
       };
       this.#cmd = new Cluster(nodes, clusterOptions);
       this.#sub = new Cluster(nodes, { ...clusterOptions, enableOfflineQueue: true, shardedSubscribers: true });
