@@ -95,7 +95,7 @@ export interface SoakReport {
   nodes: Record<string, NodeSummary>;
   redis: { keysStart: number; keysEnd: number; usedMemoryStartMb: number; usedMemoryEndMb: number };
   events: { acked: number; degradedAcks: number; delivered: number; lost: number; duplicates: number; outOfOrder: number; recoveredFalse: number };
-  churn: { sessionResumes: number; sessionResumesNotResumed: number; sinceResumes: number; reconnectFailures: number };
+  churn: { sessionResumes: number; sessionResumesNotResumed: number; sinceResumes: number; reconnectFailures: number; serverCloses: number };
   jobs: { submitted: number; completed: number; failed: number; finishedTwice: number; unfinished: number };
   /** Why the soak failed (a leak or a lost event), empty when it passed. */
   failures: string[];
@@ -127,6 +127,8 @@ class Conn {
   readonly ws: WebSocket;
   readonly opened: Promise<void>;
   readonly closed: Promise<void>;
+  /** Set once the connection is gone (either side closed it). */
+  isClosed = false;
   #waiting = new Map<string, (f: Frame) => void>();
   #ref = 0;
   onFrame: (f: Frame) => void = () => {};
@@ -138,7 +140,12 @@ class Conn {
       this.ws.once('error', reject);
     });
     this.opened.catch(() => undefined);
-    this.closed = new Promise((resolve) => this.ws.once('close', () => resolve()));
+    this.closed = new Promise((resolve) =>
+      this.ws.once('close', () => {
+        this.isClosed = true;
+        resolve();
+      }),
+    );
     this.ws.on('error', () => undefined);
     this.ws.on('message', (data) => {
       const f = JSON.parse(data.toString()) as Frame;
@@ -187,6 +194,8 @@ class Conn {
 }
 
 interface Counters {
+  /** Connections the server closed (a node shedding clients): the client came back by itself. */
+  serverCloses: number;
   delivered: number;
   lost: number;
   duplicates: number;
@@ -206,6 +215,7 @@ class Subscriber {
     readonly channels: string[],
     readonly jwt: string,
     readonly counters: Counters,
+    readonly pick: () => string,
   ) {}
 
   #onFrame(f: Frame): void {
@@ -231,10 +241,27 @@ class Subscriber {
     this.last.set(ch, seq);
   }
 
-  /** Connects; with `resume`, by session id (else by `since` from what it saw). */
+  /**
+   * Connects; `session` resumes by session id, `since` subscribes again from what it saw.
+   * A close it did not ask for (a node shedding clients with `reconnect`, as the contract
+   * lets it) is followed, as a client should, by a session resume on `pick()`'s edge.
+   */
   async connect(url: string, how: 'fresh' | 'session' | 'since'): Promise<Frame> {
     const conn = new Conn(url);
     conn.onFrame = (f) => this.#onFrame(f);
+    void conn.closed.then(() => {
+      if (this.conn !== conn || this.busy) return;
+      this.busy = true;
+      this.conn = undefined;
+      this.counters.serverCloses++;
+      void (async () => {
+        for (let attempt = 0; attempt < 20 && this.conn === undefined; attempt++) {
+          await new Promise((r) => setTimeout(r, 250 * (attempt + 1)));
+          await this.connect(this.pick(), 'session').catch(() => undefined);
+        }
+        this.busy = false;
+      })();
+    });
     const hello = await conn.auth(this.jwt, how === 'session' && this.sessionId !== undefined ? { session_id: this.sessionId } : {});
     if (hello.type !== 'auth_success') throw new Error(`auth failed: ${JSON.stringify(hello)}`);
     this.conn = conn;
@@ -350,7 +377,7 @@ export async function runSoak(target: SoakTarget, options: SoakOptions): Promise
   const log = options.log ?? (() => {});
   const channels = Array.from({ length: options.channels }, (_, i) => `soak:${i}`);
   const jwt = await token(target.jwtSecret, 'soak', channels);
-  const counters: Counters = { delivered: 0, lost: 0, duplicates: 0, outOfOrder: 0, recoveredFalse: 0 };
+  const counters: Counters = { serverCloses: 0, delivered: 0, lost: 0, duplicates: 0, outOfOrder: 0, recoveredFalse: 0 };
   const churn = { sessionResumes: 0, sessionResumesNotResumed: 0, sinceResumes: 0, reconnectFailures: 0 };
   const edgeAt = (i: number) => target.edges[i % target.edges.length]!;
   const t0 = Date.now();
@@ -359,7 +386,8 @@ export async function runSoak(target: SoakTarget, options: SoakOptions): Promise
 
   // Subscribers, spread over the edges.
   const subs: Subscriber[] = [];
-  for (let i = 0; i < options.subscribersPerEdge * target.edges.length; i++) subs.push(new Subscriber(channels, jwt, counters));
+  const randomEdge = () => edgeAt(Math.floor(Math.random() * target.edges.length)).ws;
+  for (let i = 0; i < options.subscribersPerEdge * target.edges.length; i++) subs.push(new Subscriber(channels, jwt, counters, randomEdge));
   await Promise.all(subs.map((s, i) => s.connect(edgeAt(i).ws, 'fresh')));
   log(`${subs.length} subscribers on ${target.edges.length} edges, ${channels.length} channels`);
 
@@ -368,14 +396,20 @@ export async function runSoak(target: SoakTarget, options: SoakOptions): Promise
   let acked = 0;
   let degradedAcks = 0;
   const pad = 'x'.repeat(options.payloadBytes);
-  const publishers = target.edges.map(async (edge, e) => {
-    const conn = new Conn(edge.ws);
+  const authed = async (url: string): Promise<Conn> => {
+    const conn = new Conn(url);
     const hello = await conn.auth(jwt);
-    if (hello.type !== 'auth_success') throw new Error(`publisher auth: ${JSON.stringify(hello)}`);
+    if (hello.type !== 'auth_success') throw new Error(`auth: ${JSON.stringify(hello)}`);
+    return conn;
+  };
+  const publishers = target.edges.map(async (edge, e) => {
+    let conn = await authed(edge.ws);
     for (let n = 0; running(); n++) {
       const started = Date.now();
       const channel = channels[(n + e) % channels.length]!;
       try {
+        // Shed by its node: come back (on the same edge, so each edge keeps one publisher).
+        if (conn.isClosed) conn = await authed(edge.ws);
         const ack = await conn.request({ type: 'publish', channel, event: 'soak', data: { e, n, pad } });
         if (typeof ack['seq'] === 'number') {
           acked++;
@@ -415,25 +449,38 @@ export async function runSoak(target: SoakTarget, options: SoakOptions): Promise
   }, Math.max(10, Math.round(1000 / Math.max(options.churnPerS, 0.001))));
 
   // Jobs: submitted over HTTP, followed on their channel by one watcher per edge.
-  const jobs = new Map<string, { terminal: string[] }>();
+  // Terminal events by seq: a watcher that comes back replays a job from seq 0, which must
+  // not count as a second finish; two terminal events with different seqs do.
+  const jobs = new Map<string, { terminal: Map<number, string>; edge: number }>();
   const jobErrors: string[] = [];
-  const watchers = await Promise.all(
-    target.edges.map(async (edge) => {
-      const conn = new Conn(edge.ws);
-      const hello = await conn.auth(jwt);
-      if (hello.type !== 'auth_success') throw new Error(`job watcher auth: ${JSON.stringify(hello)}`);
-      conn.onFrame = (f) => {
-        const ch = f['channel'];
-        if (f.type !== 'event' || typeof ch !== 'string' || !ch.startsWith('job:')) return;
-        const job = jobs.get(ch.slice(4));
-        if (job !== undefined && TERMINAL.has(String(f['event']))) {
-          job.terminal.push(String(f['event']));
-          void conn.request({ type: 'unsubscribe', channel: ch }).catch(() => undefined);
+  const watchJobs = async (e: number): Promise<Conn> => {
+    const conn = await authed(target.edges[e]!.ws);
+    conn.onFrame = (f) => {
+      const ch = f['channel'];
+      if (f.type !== 'event' || typeof ch !== 'string' || !ch.startsWith('job:')) return;
+      const job = jobs.get(ch.slice(4));
+      if (job !== undefined && TERMINAL.has(String(f['event']))) {
+        job.terminal.set(Number(f['seq']), String(f['event']));
+        void conn.request({ type: 'unsubscribe', channel: ch }).catch(() => undefined);
+      }
+    };
+    void conn.closed.then(async () => {
+      if (!running() && [...jobs.values()].every((j) => j.terminal.size > 0)) return;
+      for (let attempt = 0; attempt < 20; attempt++) {
+        await new Promise((r) => setTimeout(r, 250 * (attempt + 1)));
+        try {
+          const again = await watchJobs(e);
+          watchers[e] = again;
+          for (const [id, job] of jobs) if (job.edge === e && job.terminal.size === 0) await again.request({ type: 'subscribe', job_id: id, since: 0, snapshot: false });
+          return;
+        } catch {
+          /* try again */
         }
-      };
-      return conn;
-    }),
-  );
+      }
+    });
+    return conn;
+  };
+  const watchers = await Promise.all(target.edges.map((_, e) => watchJobs(e)));
   let jobN = 0;
   const submitter =
     options.jobEveryMs > 0
@@ -450,7 +497,7 @@ export async function runSoak(target: SoakTarget, options: SoakOptions): Promise
               });
               const body = (await res.json()) as { job_id?: string };
               if (res.status !== 202 || body.job_id === undefined) throw new Error(`POST /jobs ${res.status} ${JSON.stringify(body)}`);
-              jobs.set(body.job_id, { terminal: [] });
+              jobs.set(body.job_id, { terminal: new Map(), edge: e });
               // From seq 0 with no snapshot: every event of the job, so a terminal one cannot slip by.
               await watchers[e]!.request({ type: 'subscribe', job_id: body.job_id, since: 0, snapshot: false });
             } catch (err) {
@@ -478,7 +525,7 @@ export async function runSoak(target: SoakTarget, options: SoakOptions): Promise
   };
   await takeSample();
   const sampler = setInterval(() => void takeSample(), options.sampleEveryMs);
-  const progress = setInterval(() => log(`${Math.round((Date.now() - t0) / 1000)} s: ${acked} acked, ${counters.delivered} delivered, ${counters.lost} lost, ${churn.sessionResumes + churn.sinceResumes} reconnects, ${jobs.size} jobs`), 30_000);
+  const progress = setInterval(() => log(`${Math.round((Date.now() - t0) / 1000)} s: ${acked} acked, ${counters.delivered} delivered, ${counters.lost} lost, ${churn.sessionResumes + churn.sinceResumes} reconnects, ${counters.serverCloses} shed, ${jobs.size} jobs`), 30_000);
 
   await Promise.all(publishers);
   clearInterval(churner);
@@ -491,14 +538,15 @@ export async function runSoak(target: SoakTarget, options: SoakOptions): Promise
   // Drain: every subscriber must reach the last acked seq of every channel; every job an end.
   const drainDeadline = Date.now() + 60_000;
   const behind = () => subs.some((s) => s.conn === undefined || s.busy || channels.some((ch) => (s.last.get(ch) ?? 0) < (maxAcked.get(ch) ?? 0)));
-  while (Date.now() < drainDeadline && (behind() || [...jobs.values()].some((j) => j.terminal.length === 0))) await new Promise((r) => setTimeout(r, 200));
+  while (Date.now() < drainDeadline && (behind() || [...jobs.values()].some((j) => j.terminal.size === 0))) await new Promise((r) => setTimeout(r, 200));
   let shortfall = 0;
   for (const s of subs) for (const ch of channels) shortfall += Math.max(0, (maxAcked.get(ch) ?? 0) - (s.last.get(ch) ?? 0));
   const endFigures = target.redisFigures();
+  for (const s of subs) s.busy = true;
   await Promise.all(subs.map((s) => s.drop(true)));
   for (const w of watchers) w.ws.close();
 
-  const terminals = [...jobs.values()];
+  const terminals = [...jobs.values()].map((j) => [...j.terminal.values()]);
   const report: SoakReport = {
     durationS: Math.round((Date.now() - t0) / 1000),
     options: { ...options, log: undefined } as Omit<SoakOptions, 'log'>,
@@ -510,13 +558,13 @@ export async function runSoak(target: SoakTarget, options: SoakOptions): Promise
       usedMemoryEndMb: round(endFigures.usedMemoryBytes / MB),
     },
     events: { acked, degradedAcks, delivered: counters.delivered, lost: counters.lost + shortfall, duplicates: counters.duplicates, outOfOrder: counters.outOfOrder, recoveredFalse: counters.recoveredFalse },
-    churn,
+    churn: { ...churn, serverCloses: counters.serverCloses },
     jobs: {
       submitted: jobs.size,
-      completed: terminals.filter((j) => j.terminal[0] === 'job.completed').length,
-      failed: terminals.filter((j) => j.terminal[0] === 'job.failed').length,
-      finishedTwice: terminals.filter((j) => j.terminal.length > 1).length,
-      unfinished: terminals.filter((j) => j.terminal.length === 0).length,
+      completed: terminals.filter((t) => t[0] === 'job.completed').length,
+      failed: terminals.filter((t) => t[0] === 'job.failed').length,
+      finishedTwice: terminals.filter((t) => t.length > 1).length,
+      unfinished: terminals.filter((t) => t.length === 0).length,
     },
     samples,
   };
@@ -542,7 +590,7 @@ export function renderSoak(r: SoakReport): string {
     '',
     `Redis: ${r.redis.keysStart} → ${r.redis.keysEnd} keys, ${r.redis.usedMemoryStartMb} → ${r.redis.usedMemoryEndMb} MB used.`,
     `Events: ${r.events.acked} acked with a seq (${r.events.degradedAcks} without), ${r.events.delivered} deliveries, ${r.events.lost} lost, ${r.events.duplicates} duplicates, ${r.events.recoveredFalse} recovered:false.`,
-    `Churn: ${r.churn.sessionResumes} session resumes (${r.churn.sessionResumesNotResumed} not resumed), ${r.churn.sinceResumes} since-resumes, ${r.churn.reconnectFailures} failed reconnects.`,
+    `Churn: ${r.churn.sessionResumes} session resumes (${r.churn.sessionResumesNotResumed} not resumed), ${r.churn.sinceResumes} since-resumes, ${r.churn.reconnectFailures} failed reconnects, ${r.churn.serverCloses} closes by a node shedding load (followed by a session resume).`,
     `Jobs: ${r.jobs.submitted} submitted, ${r.jobs.completed} completed, ${r.jobs.failed} failed, ${r.jobs.finishedTwice} finished twice, ${r.jobs.unfinished} unfinished.`,
     r.failures.length === 0 ? 'Verdict: no leak, nothing lost.' : `Verdict: FAILED — ${r.failures.join('; ')}`,
   ];

@@ -41,7 +41,7 @@ export async function startSoakSystem(): Promise<SoakSystem> {
       RATE_LIMIT_BURST: '2000',
       LOG_LEVEL: 'info',
     };
-    runner = await startRunner('soak-runner', { KAFKA_SERVERS: kafka.brokers, REDIS_URL: redis.url, RUNNER_CONCURRENCY: '4', LOG_LEVEL: 'warn' }, 90_000);
+    runner = await startRunner('soak-runner', { KAFKA_SERVERS: kafka.brokers, REDIS_URL: redis.url, RUNNER_CONCURRENCY: '4' }, 90_000);
     for (let i = 0; i < 3; i++) edges.push(await startEdge({ ...env, WORKER_ID: `soak-e${i}` }, { timeoutMs: 60_000 }));
   } catch (err) {
     await stop();

@@ -46,6 +46,7 @@ describe('Kafka broker restarted while a job runs', () => {
     const watchA = await watch(token, jobA);
     await watchA.next((f) => f.type === 'event' && f['event'] === 'job.progress', 30_000);
 
+    const aEnded = watchA.next((f) => f.type === 'event' && f['channel'] === `job:${jobA}` && terminal(String(f['event'])), 180_000).then(() => Date.now());
     const killed = Date.now();
     const restarted = kafka.restart(2000);
     // While the broker is away: a submission either is taken (202) or refused with a clear
@@ -54,14 +55,21 @@ describe('Kafka broker restarted while a job runs', () => {
     const b = await postJob(edge.http, token, { params: { stages: 2, stage_ms: 50 } });
     expect([202, 503]).toContain(b.status);
     if (b.status !== 202) expect(b.body).toHaveProperty('error');
+    // /health tells the truth meanwhile: the failed submit showed Kafka away (the node is
+    // degraded but alive); the runner, cut off from its consumer group, is not ready.
     const healthDuring = await health(edge);
-    const runnerReadyDuring = await runnerReady();
+    if (b.status === 503) expect(healthDuring).toMatchObject({ httpStatus: 200, status: 'degraded', kafka: { status: 'down' } });
+    const runnerReadyDuring = await waitFor(async () => ((await runnerReady()) === 503 ? 503 : undefined), 60_000, 'runner not ready while Kafka is away');
     await restarted;
     const backAfterMs = Date.now() - killed;
+    await waitFor(async () => {
+      const h = await health(edge);
+      return h['kafka'].status === 'ok' && h['status'] === 'healthy' ? true : undefined;
+    }, 60_000, 'edge health back to ok');
+    const edgeHealthyAfterBackMs = Date.now() - killed - backAfterMs;
 
     // Job A ends, exactly once, completed.
-    await watchA.next((f) => f.type === 'event' && f['channel'] === `job:${jobA}` && terminal(String(f['event'])), 120_000);
-    const aDone = Date.now();
+    const aDone = await aEnded;
     await waitFor(async () => ((await runnerReady()) === 200 ? true : undefined), 120_000, 'runner back in the consumer group');
     const readyAgainMs = Date.now() - killed;
 
@@ -101,6 +109,7 @@ describe('Kafka broker restarted while a job runs', () => {
       submit_while_down_status: b.status,
       submit_while_down_body: b.body,
       edge_health_during: { status: healthDuring['status'], kafka: healthDuring['kafka'] },
+      edge_healthy_after_broker_back_ms: edgeHealthyAfterBackMs,
       runner_ready_during: runnerReadyDuring,
       jobs_checked: all.length,
       jobs_finished_twice: Object.values(finishes).filter((f) => f.length > 1).length,

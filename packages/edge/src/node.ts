@@ -1291,7 +1291,9 @@ export class EdgeNode {
   #health(): HttpReply {
     const reasons = this.#notReadyReasons();
     const broker = this.broker.health();
-    const status = this.#state === 'stopped' ? 'unhealthy' : broker.healthy ? 'healthy' : 'degraded';
+    const kafka = this.#jobs?.health?.().status ?? 'disabled';
+    // Kafka away: jobs cannot be queued, so the node is degraded (still serving its clients).
+    const status = this.#state === 'stopped' ? 'unhealthy' : broker.healthy && kafka !== 'down' ? 'healthy' : 'degraded';
     const redisUsed = this.broker.kind === 'redis';
     return {
       status: status === 'unhealthy' ? 503 : 200,
@@ -1306,7 +1308,7 @@ export class EdgeNode {
           message_broker_healthy: broker.healthy,
         },
         redis: { status: redisUsed ? broker.status : 'disabled', latency_ms: redisUsed ? broker.latencyMs : null },
-        kafka: { status: this.#jobs?.health?.().status ?? 'disabled' },
+        kafka: { status: kafka },
         draining: this.#state === 'draining',
         ready: reasons.length === 0,
         ...(reasons.length > 0 && { not_ready: reasons }),
