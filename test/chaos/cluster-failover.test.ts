@@ -19,7 +19,9 @@ describe('Redis Cluster failover mid-stream (3 primaries, 3 replicas, 3 edges)',
     cluster = await startRedisCluster(3, 1);
     // Seeds: every node, so a client can find the cluster whichever role each has later.
     const seeds = cluster.allPorts.map((p) => `127.0.0.1:${p}`).join(',');
-    edges = await Promise.all([0, 1, 2].map((i) => startEdge({ ...CHAOS_EDGE_ENV, REDIS_CLUSTER_NODES: seeds, WORKER_ID: `fo-e${i}` }, { timeoutMs: 60_000 })));
+    // One at a time, so that afterAll stops every edge that did start if a later one fails.
+    edges = [];
+    for (const i of [0, 1, 2]) edges.push(await startEdge({ ...CHAOS_EDGE_ENV, REDIS_CLUSTER_NODES: seeds, WORKER_ID: `fo-e${i}` }, { timeoutMs: 60_000 }));
     await waitFor(async () => {
       for (const e of edges) if ((await health(e))['websocket'].total_workers !== 3) return undefined;
       return true;
@@ -44,6 +46,7 @@ describe('Redis Cluster failover mid-stream (3 primaries, 3 replicas, 3 edges)',
     stoppers.push(...publishers.map((p) => () => p.stop()), ...watchers.map((w) => () => w.close()));
     await waitFor(() => publishers.every((p) => p.sequenced().length >= 20) || undefined, 30_000, 'traffic flowing');
     const prober = new Prober(edges);
+    stoppers.push(() => prober.stop());
     prober.start();
 
     const t0 = Date.now();

@@ -27,7 +27,9 @@ describe.skipIf(unavailable !== undefined)('Redis faults through Toxiproxy (3 ed
     tp = await startToxiproxy();
     proxies = [];
     for (let i = 0; i < 3; i++) proxies.push(await tp.proxy(`redis-e${i}`, `127.0.0.1:${redis.port}`));
-    edges = await Promise.all(proxies.map((p, i) => startEdge({ ...CHAOS_EDGE_ENV, REDIS_URL: `redis://${p.listen}`, WORKER_ID: `chaos-e${i}` }, { timeoutMs: 60_000 })));
+    // One at a time, so that afterAll stops every edge that did start if a later one fails.
+    edges = [];
+    for (const [i, p] of proxies.entries()) edges.push(await startEdge({ ...CHAOS_EDGE_ENV, REDIS_URL: `redis://${p.listen}`, WORKER_ID: `chaos-e${i}` }, { timeoutMs: 60_000 }));
     await allWell(30_000);
   }, 180_000);
 
@@ -60,6 +62,13 @@ describe.skipIf(unavailable !== undefined)('Redis faults through Toxiproxy (3 ed
     );
   }
 
+  /** Polls every edge's /health and /ready; stopped after the test whatever happens. */
+  function probe(): Prober {
+    const prober = new Prober(edges);
+    running.push({ stop: () => prober.stop() });
+    return prober;
+  }
+
   /** Publishers on every edge and a watcher on every edge, all on `channels`. */
   async function traffic(prefix: string, channels: string[], intervalMs = 20, payloadBytes = 64) {
     const token = await chaosToken(`${prefix}user`, prefix);
@@ -76,7 +85,7 @@ describe.skipIf(unavailable !== undefined)('Redis faults through Toxiproxy (3 ed
   const sequencedAfter = (publishers: Publisher[], at: number) => publishers.flatMap((p) => p.sequenced()).filter((a) => a.at > at);
 
   it('keeps every event, in order, under 50 ms and 500 ms of added latency with jitter', async () => {
-    const prober = new Prober(edges);
+    const prober = probe();
     const channels = ['lat:a', 'lat:b', 'lat:c'];
     const { publishers, watchers } = await traffic('lat:', channels);
     prober.start();
@@ -132,7 +141,7 @@ describe.skipIf(unavailable !== undefined)('Redis faults through Toxiproxy (3 ed
   }, 120_000);
 
   it('survives a 10 s partition of one edge from Redis: degraded and not ready meanwhile, then catches up with nothing lost', async () => {
-    const prober = new Prober(edges);
+    const prober = probe();
     const channels = ['part:a', 'part:b', 'part:c'];
     const { publishers, watchers, token } = await traffic('part:', channels);
     // A second watcher on the partitioned edge that gives up on it and resumes elsewhere.
@@ -190,7 +199,7 @@ describe.skipIf(unavailable !== undefined)('Redis faults through Toxiproxy (3 ed
   }, 120_000);
 
   it('survives connections reset mid-command, three times', async () => {
-    const prober = new Prober(edges);
+    const prober = probe();
     const channels = ['rst:a', 'rst:b'];
     const { publishers, watchers } = await traffic('rst:', channels, 5);
     prober.start();
@@ -251,13 +260,15 @@ describe.skipIf(unavailable !== undefined)('Redis faults through Toxiproxy (3 ed
   }, 120_000);
 
   it('survives Redis restarting empty under load: recovered:false where history is gone, nothing lost after', async () => {
-    const prober = new Prober(edges);
+    const prober = probe();
     const channels = ['wipe:a', 'wipe:b'];
     const { publishers, watchers, token } = await traffic('wipe:', channels, 10);
     // A client away during the restart, resuming with `since`, and one resuming its session.
     const away = new Watcher('wipe:away', ['wipe:quiet'], token);
+    running.push({ stop: () => away.close() });
     await away.open(edges[0]!);
     const quiet = new Publisher('wipe:q', ['wipe:quiet']);
+    running.push(quiet);
     await quiet.start(edges[1]!, token, 0);
     await waitFor(() => quiet.sequenced().length >= 20 || undefined, 15_000, 'quiet channel at seq 20');
     await quiet.stop();
