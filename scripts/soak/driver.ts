@@ -122,6 +122,12 @@ async function token(secret: string, sub: string, channels: string[]): Promise<s
     .sign(new TextEncoder().encode(secret));
 }
 
+class ConnectionClosed extends Error {
+  constructor() {
+    super('connection closed before the reply');
+  }
+}
+
 /** One WebSocket with request/reply by `ref` and a frame hook. */
 class Conn {
   readonly ws: WebSocket;
@@ -129,7 +135,7 @@ class Conn {
   readonly closed: Promise<void>;
   /** Set once the connection is gone (either side closed it). */
   isClosed = false;
-  #waiting = new Map<string, (f: Frame) => void>();
+  #waiting = new Map<string, { resolve: (f: Frame) => void; reject: (err: Error) => void }>();
   #ref = 0;
   onFrame: (f: Frame) => void = () => {};
 
@@ -143,6 +149,9 @@ class Conn {
     this.closed = new Promise((resolve) =>
       this.ws.once('close', () => {
         this.isClosed = true;
+        // A request on a connection the server closed will never be answered.
+        for (const w of this.#waiting.values()) w.reject(new ConnectionClosed());
+        this.#waiting.clear();
         resolve();
       }),
     );
@@ -151,7 +160,7 @@ class Conn {
       const f = JSON.parse(data.toString()) as Frame;
       const ref = f['ref'];
       if (typeof ref === 'string' && this.#waiting.has(ref)) {
-        this.#waiting.get(ref)!(f);
+        this.#waiting.get(ref)!.resolve(f);
         this.#waiting.delete(ref);
       }
       this.onFrame(f);
@@ -160,14 +169,21 @@ class Conn {
 
   request(frame: Record<string, unknown>): Promise<Frame> {
     const ref = `q${++this.#ref}`;
+    if (this.isClosed) return Promise.reject(new ConnectionClosed());
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#waiting.delete(ref);
         reject(new Error(`no reply to ${String(frame['type'])} within ${REPLY_TIMEOUT_MS} ms`));
       }, REPLY_TIMEOUT_MS);
-      this.#waiting.set(ref, (f) => {
-        clearTimeout(timer);
-        resolve(f);
+      this.#waiting.set(ref, {
+        resolve: (f) => {
+          clearTimeout(timer);
+          resolve(f);
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
       });
       this.ws.send(JSON.stringify({ ...frame, ref }));
     });
@@ -178,6 +194,10 @@ class Conn {
     await this.opened;
     const reply = new Promise<Frame>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('no auth reply')), REPLY_TIMEOUT_MS);
+      void this.closed.then(() => {
+        clearTimeout(timer);
+        reject(new ConnectionClosed());
+      });
       const prev = this.onFrame;
       this.onFrame = (f) => {
         if (f.type === 'auth_success' || f.type === 'auth_error') {
@@ -254,13 +274,7 @@ class Subscriber {
       this.busy = true;
       this.conn = undefined;
       this.counters.serverCloses++;
-      void (async () => {
-        for (let attempt = 0; attempt < 20 && this.conn === undefined; attempt++) {
-          await new Promise((r) => setTimeout(r, 250 * (attempt + 1)));
-          await this.connect(this.pick(), 'session').catch(() => undefined);
-        }
-        this.busy = false;
-      })();
+      void this.comeBack().finally(() => (this.busy = false));
     });
     const hello = await conn.auth(this.jwt, how === 'session' && this.sessionId !== undefined ? { session_id: this.sessionId } : {});
     if (hello.type !== 'auth_success') throw new Error(`auth failed: ${JSON.stringify(hello)}`);
@@ -274,6 +288,20 @@ class Subscriber {
       if (since === undefined && !this.last.has(channel)) this.last.set(channel, Number(r['seq']));
     }
     return hello;
+  }
+
+  /** Retries a session resume (with backoff) until connected; false if it never was. */
+  async comeBack(): Promise<boolean> {
+    for (let attempt = 1; attempt <= 20; attempt++) {
+      await new Promise((r) => setTimeout(r, 250 * attempt));
+      try {
+        await this.connect(this.pick(), 'session');
+        return true;
+      } catch {
+        await this.drop(false);
+      }
+    }
+    return false;
   }
 
   /** Graceful close (everything the server sent arrives before its close frame) or a cut. */
@@ -440,8 +468,10 @@ export async function runSoak(target: SoakTarget, options: SoakOptions): Promise
           if (hello['resumed'] !== true) churn.sessionResumesNotResumed++;
         } else churn.sinceResumes++;
       } catch (err) {
-        churn.reconnectFailures++;
-        log(`reconnect failed: ${(err as Error).message}`);
+        // Shed or timed out mid-reconnect: a client retries, and so does this one.
+        log(`reconnect failed (${(err as Error).message}); retrying`);
+        await s.drop(false);
+        if (!(await s.comeBack())) churn.reconnectFailures++;
       } finally {
         s.busy = false;
       }
@@ -498,8 +528,12 @@ export async function runSoak(target: SoakTarget, options: SoakOptions): Promise
               const body = (await res.json()) as { job_id?: string };
               if (res.status !== 202 || body.job_id === undefined) throw new Error(`POST /jobs ${res.status} ${JSON.stringify(body)}`);
               jobs.set(body.job_id, { terminal: new Map(), edge: e });
-              // From seq 0 with no snapshot: every event of the job, so a terminal one cannot slip by.
-              await watchers[e]!.request({ type: 'subscribe', job_id: body.job_id, since: 0, snapshot: false });
+              // From seq 0 with no snapshot: every event of the job, so a terminal one cannot slip
+              // by. Shed meanwhile, the watcher subscribes again when it is back; a job that no
+              // watcher ever saw end is counted unfinished.
+              await watchers[e]!.request({ type: 'subscribe', job_id: body.job_id, since: 0, snapshot: false }).catch((err: unknown) => {
+                if (!(err instanceof ConnectionClosed)) throw err;
+              });
             } catch (err) {
               jobErrors.push((err as Error).message);
             }
