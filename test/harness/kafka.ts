@@ -102,6 +102,11 @@ export interface KafkaServer {
   readonly port: number;
   /** The broker's recent log lines. */
   readonly logs: string[];
+  /**
+   * Kills the broker (SIGKILL: no clean shutdown), waits `downMs`, and starts it again on the
+   * same ports with the same data; resolves once it has started.
+   */
+  restart(downMs?: number): Promise<void>;
   /** Kills the broker and removes its data. Idempotent. */
   stop(): Promise<void>;
 }
@@ -183,21 +188,21 @@ async function startKafkaOn(options: KafkaOptions, port: number): Promise<KafkaS
   }
 
   const logs: string[] = [];
-  const proc: ChildProcess = spawn(java(), [...base, 'kafka.Kafka', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  let stopping: Promise<void> | undefined;
-  const stop = () => {
-    stopping ??= (async () => {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        proc.kill('SIGKILL');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, STOP_TIMEOUT_MS).unref())]); // sleep-ok: an upper bound raced against the exit, not a wait
-      }
-      rmSync(dir, { recursive: true, force: true });
-    })();
-    return stopping;
+  let proc: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  const kill = async () => {
+    if (proc !== undefined && proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGKILL');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, STOP_TIMEOUT_MS).unref())]); // sleep-ok: an upper bound raced against the exit, not a wait
+    }
   };
-  try {
-    await new Promise<void>((resolve, reject) => {
+  /** Starts the broker process; resolves once it logs READY_LINE. */
+  const launch = () => {
+    const child = spawn(java(), [...base, 'kafka.Kafka', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    proc = child;
+    exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    const gone = exited;
+    return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`Kafka did not start within ${START_TIMEOUT_MS} ms:\n${logs.join('\n')}`)), START_TIMEOUT_MS);
       const onData = (chunk: Buffer) => {
         for (const line of chunk.toString().split('\n')) {
@@ -210,16 +215,37 @@ async function startKafkaOn(options: KafkaOptions, port: number): Promise<KafkaS
           }
         }
       };
-      proc.stdout!.on('data', onData);
-      proc.stderr!.on('data', onData);
-      void exited.then(() => {
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', onData);
+      void gone.then(() => {
         clearTimeout(timer);
         reject(new Error(`Kafka exited before it started:\n${logs.join('\n')}`));
       });
     });
+  };
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      await kill();
+      rmSync(dir, { recursive: true, force: true });
+    })();
+    return stopping;
+  };
+  const restart = async (downMs = 0) => {
+    await kill();
+    if (downMs > 0) await new Promise((r) => setTimeout(r, downMs)); // sleep-ok: the outage itself, which the caller sized
+    try {
+      await launch();
+    } catch (err) {
+      await stop();
+      throw err;
+    }
+  };
+  try {
+    await launch();
   } catch (err) {
     await stop();
     throw err;
   }
-  return { brokers: `127.0.0.1:${port}`, port, logs, stop };
+  return { brokers: `127.0.0.1:${port}`, port, logs, restart, stop };
 }

@@ -109,15 +109,35 @@ export interface RedisCluster {
    * once every node says cluster_state:ok.
    */
   restart(downMs?: number): Promise<void>;
+  /** Every node, masters and replicas (seeds for REDIS_CLUSTER_NODES may be any of them). */
+  readonly allPorts: number[];
+  /** Ports of the replicas of the master on `masterPort`. */
+  replicasOf(masterPort: number): number[];
+  /**
+   * A coordinated failover (`CLUSTER FAILOVER` on one of its replicas): resolves with the
+   * promoted replica's port once it serves as master and the cluster is ok again.
+   */
+  failover(masterPort: number, timeoutMs?: number): Promise<number>;
   stop(): Promise<void>;
 }
 
-/** A real 3-master Redis Cluster (no replicas) on free loopback ports. */
-export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
+const cli = (port: number, ...args: string[]) => spawnSync(REDIS_CLI, ['-p', String(port), ...args], { encoding: 'utf8', timeout: 5000 }).stdout ?? '';
+
+/** `role` of a node: `master` or `slave`, and for a replica its master's port. */
+function roleOf(port: number): { role: string; masterPort?: number } {
+  const lines = cli(port, 'role').split('\n').map((l) => l.trim());
+  return lines[0] === 'slave' ? { role: 'slave', masterPort: Number(lines[2]) } : { role: lines[0] ?? '' };
+}
+
+/**
+ * A real Redis Cluster on free loopback ports: `masters` masters (3 by default) and
+ * `replicasPerMaster` replicas of each (none by default).
+ */
+export async function startRedisCluster(masters = 3, replicasPerMaster = 0): Promise<RedisCluster> {
   const ports: number[] = [];
   const procs: ChildProcess[] = [];
   const dirs: string[] = [];
-  for (let i = 0; i < masters; i++) {
+  for (let i = 0; i < masters * (1 + replicasPerMaster); i++) {
     const port = await freePortPair(10_000);
     const dir = mkdtempSync(join(tmpdir(), 'sy-rcluster-'));
     dirs.push(dir);
@@ -125,29 +145,46 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
   }
   const clusterArgs = (i: number) => ['--cluster-enabled', 'yes', '--cluster-config-file', join(dirs[i]!, 'nodes.conf'), '--cluster-node-timeout', '2000'];
   const launchAll = async () => {
-    for (let i = 0; i < masters; i++) procs[i] = launch(ports[i]!, dirs[i]!, clusterArgs(i));
+    for (let i = 0; i < ports.length; i++) procs[i] = launch(ports[i]!, dirs[i]!, clusterArgs(i));
     for (const port of ports) await waitFor(() => ping(port) || undefined, 10_000, `redis cluster node ${port}`);
   };
-  const clusterOk = () =>
-    waitFor(
-      () =>
-        ports.every((p) => spawnSync(REDIS_CLI, ['-p', String(p), 'cluster', 'info'], { encoding: 'utf8' }).stdout.includes('cluster_state:ok')) || undefined,
-      20_000,
-      'cluster_state:ok on every node',
-    );
+  const clusterOk = () => ports.every((p) => cli(p, 'cluster', 'info').includes('cluster_state:ok'));
+  const waitClusterOk = () => waitFor(() => clusterOk() || undefined, 20_000, 'cluster_state:ok on every node');
   await launchAll();
-  const create = spawnSync(REDIS_CLI, ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], {
+  const create = spawnSync(REDIS_CLI, ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicasPerMaster), '--cluster-yes'], {
     encoding: 'utf8',
     timeout: 30_000,
   });
   if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}\n${create.stderr}`);
-  await clusterOk();
+  await waitClusterOk();
+  if (replicasPerMaster > 0) {
+    await waitFor(
+      () => ports.filter((p) => roleOf(p).role === 'slave').every((p) => cli(p, 'info', 'replication').includes('master_link_status:up')) || undefined,
+      30_000,
+      'every replica in sync with its master',
+    );
+  }
+  const masterPorts = () => ports.filter((p) => roleOf(p).role === 'master');
   return {
-    nodes: ports.map((p) => `127.0.0.1:${p}`),
-    ports,
+    get nodes() {
+      return masterPorts().map((p) => `127.0.0.1:${p}`);
+    },
+    get ports() {
+      return masterPorts();
+    },
+    allPorts: ports,
+    replicasOf: (masterPort) => ports.filter((p) => roleOf(p).masterPort === masterPort),
+    async failover(masterPort, timeoutMs = 30_000) {
+      const replica = ports.find((p) => roleOf(p).masterPort === masterPort);
+      if (replica === undefined) throw new Error(`no replica of ${masterPort} to fail over to`);
+      const answer = cli(replica, 'cluster', 'failover').trim();
+      if (answer !== 'OK') throw new Error(`CLUSTER FAILOVER on ${replica} answered ${answer}`);
+      await waitFor(() => (roleOf(replica).role === 'master' && clusterOk()) || undefined, timeoutMs, `replica ${replica} promoted`);
+      return replica;
+    },
     masterFor(key: string) {
-      const slot = Number(spawnSync(REDIS_CLI, ['-p', String(ports[0]), 'cluster', 'keyslot', key], { encoding: 'utf8' }).stdout.trim());
-      const slots = spawnSync(REDIS_CLI, ['-p', String(ports[0]), 'cluster', 'slots'], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.trim());
+      const slot = Number(cli(ports[0]!, 'cluster', 'keyslot', key).trim());
+      const slots = cli(ports[0]!, 'cluster', 'slots').split('\n').map((l) => l.trim());
       // Flat output: start, end, ip, port, id, ... per range.
       for (let i = 0; i + 3 < slots.length; i++) {
         const start = Number(slots[i]);
@@ -156,12 +193,12 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
       }
       throw new Error(`no master for slot ${slot}`);
     },
-    cli: (...args) => spawnSync(REDIS_CLI, ['-c', '-p', String(ports[0]), ...args], { encoding: 'utf8' }).stdout,
+    cli: (...args) => spawnSync(REDIS_CLI, ['-c', '-p', String(masterPorts()[0] ?? ports[0]), ...args], { encoding: 'utf8' }).stdout,
     async restart(downMs = 0) {
       await Promise.all(procs.map(kill));
       if (downMs > 0) await new Promise((r) => setTimeout(r, downMs)); // sleep-ok: the outage itself, which the caller sized
       await launchAll();
-      await clusterOk();
+      await waitClusterOk();
     },
     async stop() {
       await Promise.all(procs.map(kill));

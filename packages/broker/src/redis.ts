@@ -26,6 +26,14 @@ const DEFAULT_HEALTH_INTERVAL_MS = 2000;
 const UNSUBSCRIBE_DELAY_MS = 1000;
 const MAX_PENDING_DURING_FILL = 100_000;
 const CATCH_UP_SECOND_PASS_MS = 1000;
+/**
+ * How often a Redis Cluster client re-reads the slot map. A failover or slot move makes the
+ * old owner drop its shard-channel subscribers without closing the connection, so only a
+ * fresh slot map tells the subscriber to subscribe again on the new owner.
+ */
+const CLUSTER_TOPOLOGY_REFRESH_MS = 1000;
+const CLUSTER_TOPOLOGY_TIMEOUT_MS = 5000;
+const RESUBSCRIBE_ATTEMPTS = 10;
 
 export interface BrokerLogger {
   warn(obj: object, msg: string): void;
@@ -123,7 +131,14 @@ export class RedisBroker implements Broker {
     this.#sharded = options.clusterNodes !== undefined && options.clusterNodes.length > 0;
     if (this.#sharded) {
       const nodes = options.clusterNodes!.map(parseHostPort);
-      const clusterOptions: ClusterOptions = { redisOptions: base, enableOfflineQueue: false, clusterRetryStrategy: base.retryStrategy! };
+      const clusterOptions: ClusterOptions = {
+        redisOptions: base,
+        enableOfflineQueue: false,
+        clusterRetryStrategy: base.retryStrategy!,
+        slotsRefreshInterval: CLUSTER_TOPOLOGY_REFRESH_MS,
+        // On a busy host the default 1 s can time out every refresh and leave a stale map.
+        slotsRefreshTimeout: CLUSTER_TOPOLOGY_TIMEOUT_MS,
+      };
       this.#cmd = new Cluster(nodes, clusterOptions);
       this.#sub = new Cluster(nodes, { ...clusterOptions, enableOfflineQueue: true, shardedSubscribers: true });
     } else {
@@ -157,6 +172,12 @@ export class RedisBroker implements Broker {
       this.#subLost = false;
       void this.#catchUp();
     });
+    if (this.#sharded) {
+      // The slot map changed (a failover, a slot move) and the shard subscribers were set up
+      // again: make sure of every subscription, then take what was published while the old
+      // owner no longer delivered from history.
+      this.#sub.on('subscribersReady', () => void this.#catchUp());
+    }
     this.#healthTimer = setInterval(() => void this.#checkHealth(), options.healthIntervalMs ?? DEFAULT_HEALTH_INTERVAL_MS);
     this.#healthTimer.unref();
     void this.#checkHealth();
@@ -466,10 +487,35 @@ export class RedisBroker implements Broker {
    * then a second pass shortly after for anything that raced the first.
    */
   async #catchUp(): Promise<void> {
-    this.#log.info({ channels: this.#channels.size }, 'redis subscriber back; catching up from history');
-    const names = [...this.#channels.keys()];
-    await Promise.all(names.map((ch) => this.#subscribeRaw(this.#keys(ch)[2]).catch(() => undefined)));
-    if (this.#inbox !== undefined) await this.#subscribeRaw(this.#inbox).catch(() => undefined);
+    this.#log.info({ channels: this.#channels.size }, 'redis subscriptions renewed (reconnect or new slot map); catching up from history');
+    const names = [...this.#channels.keys()].map((ch) => this.#keys(ch)[2]);
+    if (this.#inbox !== undefined) names.push(this.#inbox);
+    await Promise.all(names.map((name) => this.#resubscribe(name)));
+    this.#refillAll();
+  }
+
+  /**
+   * Subscribes again, retrying: right after a failover the new owner of a slot may still
+   * answer MOVED, and the client library does not retry its own resubscribe.
+   */
+  async #resubscribe(name: string): Promise<void> {
+    for (let attempt = 1; this.#closing === undefined; attempt++) {
+      try {
+        await this.#subscribeRaw(name);
+        return;
+      } catch (err) {
+        if (attempt >= RESUBSCRIBE_ATTEMPTS) {
+          this.#log.warn({ err: (err as Error).message, channel: name }, 'resubscribe failed; the next event or topology change tries again');
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 200 * attempt));
+      }
+    }
+  }
+
+  /** Fills every channel from history now, and once more shortly after for what raced it. */
+  #refillAll(): void {
+    if (this.#closing !== undefined) return;
     for (const [channel, st] of this.#channels) void this.#fill(channel, st);
     const again = setTimeout(() => {
       for (const [channel, st] of this.#channels) void this.#fill(channel, st);

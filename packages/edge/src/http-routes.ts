@@ -90,7 +90,9 @@ export class HttpRoutes {
     const ctx = this.#ctx;
     const reasons = this.notReadyReasons();
     const broker = ctx.broker.health();
-    const status = ctx.state === 'stopped' ? 'unhealthy' : broker.healthy ? 'healthy' : 'degraded';
+    const kafka = ctx.jobs?.health?.().status ?? 'disabled';
+    // Kafka away: jobs cannot be queued, so the node is degraded (still serving its clients).
+    const status = ctx.state === 'stopped' ? 'unhealthy' : broker.healthy && kafka !== 'down' ? 'healthy' : 'degraded';
     const redisUsed = ctx.broker.kind === 'redis';
     return {
       status: status === 'unhealthy' ? 503 : 200,
@@ -105,7 +107,7 @@ export class HttpRoutes {
           message_broker_healthy: broker.healthy,
         },
         redis: { status: redisUsed ? broker.status : 'disabled', latency_ms: redisUsed ? broker.latencyMs : null },
-        kafka: { status: ctx.jobs?.health?.().status ?? 'disabled' },
+        kafka: { status: kafka },
         draining: ctx.state === 'draining',
         ready: reasons.length === 0,
         ...(reasons.length > 0 && { not_ready: reasons }),

@@ -92,7 +92,11 @@ export interface KafkaJobQueueOptions {
   /** Where a reaper dead-letters a stalled job past its retries. @default `<topic>.dlq` */
   dlqTopic?: string;
   logger?: JobLogger;
+  /** While Kafka is unreachable, how often to look whether it is back. @default 3000 */
+  probeMs?: number;
 }
+
+const DEFAULT_PROBE_MS = 3000;
 
 /**
  * Produces submitted jobs to the jobs topic (key: the job id; acks from all in-sync replicas).
@@ -109,29 +113,66 @@ export class KafkaJobQueue implements JobQueue, StallSink {
   #status: QueueStatus = 'connecting';
   #connecting: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
+  readonly #kafka: Kafka;
+  readonly #probeMs: number;
+  #probe: NodeJS.Timeout | undefined;
+  #probing = false;
 
   constructor(options: KafkaJobQueueOptions) {
+    this.#kafka = options.kafka;
+    this.#probeMs = options.probeMs ?? DEFAULT_PROBE_MS;
     this.#topic = options.topic;
     this.#retryTopic = options.retryTopic ?? `${options.topic}.retry`;
     this.#dlqTopic = options.dlqTopic ?? `${options.topic}.dlq`;
     this.#log = options.logger ?? NOOP_LOGGER;
     this.#producer = options.kafka.producer({ createPartitioner: kafkajs().Partitioners.DefaultPartitioner, allowAutoTopicCreation: true });
     this.#producer.on(this.#producer.events.CONNECT, () => {
-      this.#status = 'ok';
+      this.#markUp();
     });
-    this.#producer.on(this.#producer.events.DISCONNECT, () => {
-      if (this.#closing === undefined) this.#status = 'down';
-    });
+    this.#producer.on(this.#producer.events.DISCONNECT, () => this.#markDown());
+  }
+
+  /**
+   * A failed send means Kafka is unreachable (the producer stays "connected" through a broker
+   * restart): health says down until a send succeeds or a probe finds the cluster again.
+   */
+  #markDown(): void {
+    if (this.#closing !== undefined) return;
+    this.#status = 'down';
+    if (this.#probe !== undefined) return;
+    this.#probe = setInterval(() => void this.#probeCluster(), this.#probeMs);
+    this.#probe.unref();
+  }
+
+  #markUp(): void {
+    if (this.#closing !== undefined) return;
+    this.#status = 'ok';
+    clearInterval(this.#probe);
+    this.#probe = undefined;
+  }
+
+  async #probeCluster(): Promise<void> {
+    if (this.#probing || this.#closing !== undefined) return;
+    this.#probing = true;
+    const admin = this.#kafka.admin({ retry: { retries: 0 } });
+    try {
+      await admin.connect();
+      await admin.describeCluster();
+      this.#markUp();
+    } catch {
+      /* still away; the next probe looks again */
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+      this.#probing = false;
+    }
   }
 
   /** Connects; failures are logged and retried on the next submit. */
   start(): Promise<void> {
     this.#connecting ??= this.#producer.connect().then(
-      () => {
-        this.#status = 'ok';
-      },
+      () => this.#markUp(),
       (err: unknown) => {
-        this.#status = 'down';
+        this.#markDown();
         this.#connecting = undefined;
         this.#log.warn({ err }, 'kafka producer could not connect');
         throw err;
@@ -145,7 +186,9 @@ export class KafkaJobQueue implements JobQueue, StallSink {
     try {
       await this.start();
       await this.#producer.send({ topic: this.#topic, acks: -1, messages: [{ key: job.job_id, value: JSON.stringify(job) }] });
+      this.#markUp();
     } catch (err) {
+      this.#markDown();
       throw new JobError('unavailable', `could not queue the job on Kafka topic ${this.#topic}: ${(err as Error).message}`, { cause: err });
     }
   }
@@ -167,7 +210,9 @@ export class KafkaJobQueue implements JobQueue, StallSink {
     try {
       await this.start();
       await this.#producer.send({ topic, acks: -1, messages: [message] });
+      this.#markUp();
     } catch (err) {
+      this.#markDown();
       throw new JobError('unavailable', `could not produce to Kafka topic ${topic}: ${(err as Error).message}`, { cause: err });
     }
   }
@@ -179,6 +224,8 @@ export class KafkaJobQueue implements JobQueue, StallSink {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#status = 'disabled';
+      clearInterval(this.#probe);
+      this.#probe = undefined;
       await this.#producer.disconnect().catch(() => undefined);
     })();
     return this.#closing;
