@@ -158,6 +158,7 @@ describe.skipIf(unavailable !== undefined)('Redis faults through Toxiproxy (3 ed
     await mover.resume(edges[1]!);
     // The others drop the silent node from the registry within 3 heartbeats.
     await waitFor(async () => ((await health(edges[1]!))['websocket'].total_workers === 2 ? true : undefined), 15_000, 'edge 0 out of total_workers');
+    // sleep-ok: the partition's own length (10 s from the cut), the fault the scenario injects
     await sleep(Math.max(0, 10_000 - (Date.now() - cut)));
     const healed = Date.now();
     await proxies[0]!.heal();

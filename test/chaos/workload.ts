@@ -85,6 +85,7 @@ export class Publisher {
           this.errors.push(String(err));
           this.acks.push({ id, channel, seq: null, ms: performance.now() - t0, at: Date.now() });
         }
+        // sleep-ok: the publisher's pacing (events per second), not a wait for a condition
         if (intervalMs > 0) await new Promise((r) => setTimeout(r, intervalMs));
       }
     })();

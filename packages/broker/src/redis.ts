@@ -1,5 +1,4 @@
 import { eventPrefix, eventSuffix } from '@switchyard/protocol';
-import { Redis, Cluster, type RedisOptions, type ClusterOptions } from 'ioredis';
 import {
   DEFAULT_HISTORY_SIZE,
   DEFAULT_HISTORY_TTL_S,
@@ -17,22 +16,15 @@ import {
 } from './broker.js';
 import { BrokerUnavailableError } from './errors.js';
 import { newEpoch } from './memory.js';
+import { Cluster, type Redis } from 'ioredis';
+import { createRedisClients, type Client } from './redis-clients.js';
 import { historyScript, publishScript } from './scripts.js';
 
-/** Seconds a command may wait for Redis before it fails (and the caller degrades). */
-const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
 const DEFAULT_HEALTH_INTERVAL_MS = 2000;
 /** After the last local subscriber leaves, how long before UNSUBSCRIBE: absorbs churn. */
 const UNSUBSCRIBE_DELAY_MS = 1000;
 const MAX_PENDING_DURING_FILL = 100_000;
 const CATCH_UP_SECOND_PASS_MS = 1000;
-/**
- * How often a Redis Cluster client re-reads the slot map. A failover or slot move makes the
- * old owner drop its shard-channel subscribers without closing the connection, so only a
- * fresh slot map tells the subscriber to subscribe again on the new owner.
- */
-const CLUSTER_TOPOLOGY_REFRESH_MS = 1000;
-const CLUSTER_TOPOLOGY_TIMEOUT_MS = 5000;
 const RESUBSCRIBE_ATTEMPTS = 10;
 
 export interface BrokerLogger {
@@ -72,8 +64,6 @@ interface ChannelSub {
   pending: BrokerEvent[];
   unsubscribeTimer: NodeJS.Timeout | undefined;
 }
-
-type Client = Redis | Cluster;
 
 interface Deferred {
   resolve(value: unknown): void;
@@ -115,37 +105,10 @@ export class RedisBroker implements Broker {
     this.#historySize = options.historySize ?? DEFAULT_HISTORY_SIZE;
     this.#ttlS = options.historyTtlS ?? DEFAULT_HISTORY_TTL_S;
     this.#log = options.logger ?? NOOP_LOGGER;
-    const timeout = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
-    const base: RedisOptions = {
-      // Fail fast while Redis is away: the edge degrades instead of piling up requests.
-      maxRetriesPerRequest: 1,
-      // While Redis is away a command fails at once instead of queueing: the edge then
-      // degrades (local delivery, fail-open admission) rather than stalling every client.
-      enableOfflineQueue: false,
-      // Commands issued in the same tick share one write: many concurrent publishes, few syscalls.
-      enableAutoPipelining: true,
-      commandTimeout: timeout,
-      retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
-      lazyConnect: false,
-    };
-    this.#sharded = options.clusterNodes !== undefined && options.clusterNodes.length > 0;
-    if (this.#sharded) {
-      const nodes = options.clusterNodes!.map(parseHostPort);
-      const clusterOptions: ClusterOptions = {
-        redisOptions: base,
-        enableOfflineQueue: false,
-        clusterRetryStrategy: base.retryStrategy!,
-        slotsRefreshInterval: CLUSTER_TOPOLOGY_REFRESH_MS,
-        // On a busy host the default 1 s can time out every refresh and leave a stale map.
-        slotsRefreshTimeout: CLUSTER_TOPOLOGY_TIMEOUT_MS,
-      };
-      this.#cmd = new Cluster(nodes, clusterOptions);
-      this.#sub = new Cluster(nodes, { ...clusterOptions, enableOfflineQueue: true, shardedSubscribers: true });
-    } else {
-      const url = options.url ?? 'redis://127.0.0.1:6379';
-      this.#cmd = new Redis(url, base);
-      this.#sub = new Redis(url, { ...base, commandTimeout: undefined, maxRetriesPerRequest: null, enableOfflineQueue: true });
-    }
+    const clients = createRedisClients(options);
+    this.#cmd = clients.cmd;
+    this.#sub = clients.sub;
+    this.#sharded = clients.sharded;
     for (const client of [this.#cmd, this.#sub]) {
       publishScript.define(client);
       historyScript.define(client);
@@ -593,12 +556,4 @@ export class RedisBroker implements Broker {
     })();
     return this.#closing;
   }
-}
-
-function parseHostPort(spec: string): { host: string; port: number } {
-  const trimmed = spec.replace(/^redis:\/\//, '');
-  const i = trimmed.lastIndexOf(':');
-  const port = Number(trimmed.slice(i + 1));
-  if (i < 0 || !Number.isInteger(port)) throw new Error(`REDIS_CLUSTER_NODES entry "${spec}" must be host:port`);
-  return { host: trimmed.slice(0, i), port };
 }
