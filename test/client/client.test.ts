@@ -1,26 +1,16 @@
 import { AuthFailedError, ServerError, SwitchyardClient, type ConnectionState } from '@switchyard/client';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hsToken, startEdge, type EdgeProcess } from '../harness/index.js';
 import { sleep, uniqueSub } from '../harness/keys.js';
-import { BROADCAST_KEY, broadcast, range, record } from './helpers.js';
+import { BROADCAST_KEY, FAST, broadcast, clientPool, range, record } from './helpers.js';
 
-/** Test-speed reconnect settings. */
-const FAST = { initialDelayMs: 50, maxDelayMs: 500, stableAfterMs: 1000 };
 
 describe('@switchyard/client against a real edge', () => {
   let edge: EdgeProcess;
-  const clients: SwitchyardClient[] = [];
-  const make = (options: ConstructorParameters<typeof SwitchyardClient>[0]) => {
-    const c = new SwitchyardClient(options);
-    clients.push(c);
-    return c;
-  };
+  const make = clientPool();
 
   beforeAll(async () => {
     edge = await startEdge({ BROADCAST_API_KEY: BROADCAST_KEY, RATE_LIMIT_BURST: '40', RATE_LIMIT_PER_S: '20', MAX_CONNECTIONS_PER_USER: '1' });
-  });
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
   });
   afterAll(async () => {
     await edge?.stop();

@@ -1,4 +1,5 @@
-import type { ChannelEvent, ConnectionState, StreamGap, SwitchyardClient } from '@switchyard/client';
+import { SwitchyardClient, type ChannelEvent, type ConnectionState, type StreamGap } from '@switchyard/client';
+import { afterEach } from 'vitest';
 import type { EdgeProcess } from '../harness/index.js';
 import { waitFor } from '../harness/ports.js';
 
@@ -55,3 +56,19 @@ export function record(client: SwitchyardClient): Recorder {
 }
 
 export const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/** Test-speed reconnect settings. */
+export const FAST = { initialDelayMs: 50, maxDelayMs: 500, stableAfterMs: 1000 };
+
+/** Makes clients for the tests of a describe block and closes them after each test. */
+export function clientPool(): (options: ConstructorParameters<typeof SwitchyardClient>[0]) => SwitchyardClient {
+  const clients: SwitchyardClient[] = [];
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+  });
+  return (options) => {
+    const c = new SwitchyardClient(options);
+    clients.push(c);
+    return c;
+  };
+}

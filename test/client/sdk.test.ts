@@ -4,28 +4,20 @@
  * after a refused token and on a live connection.
  */
 import { followJob, HttpError, SwitchyardClient, type ConnectionState } from '@switchyard/client';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_PIPELINE } from '../jobs/helpers.js';
 import { hsToken, startEdge, type EdgeProcess } from '../harness/index.js';
 import { uniqueSub } from '../harness/keys.js';
 import { waitFor } from '../harness/ports.js';
+import { FAST, clientPool } from './helpers.js';
 
-const FAST = { initialDelayMs: 50, maxDelayMs: 500, stableAfterMs: 1000 };
 
 describe('SDK additions against a real edge', () => {
   let edge: EdgeProcess;
-  const clients: SwitchyardClient[] = [];
-  const make = (options: ConstructorParameters<typeof SwitchyardClient>[0]) => {
-    const c = new SwitchyardClient(options);
-    clients.push(c);
-    return c;
-  };
+  const make = clientPool();
 
   beforeAll(async () => {
     edge = await startEdge({ PIPELINE_EXECUTABLE: DEMO_PIPELINE, GPU_DEVICES: 'none', RUNNER_CONCURRENCY: '2', BASE_RETRY_DELAY: '0.05' });
-  });
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
   });
   afterAll(async () => {
     await edge?.stop();
