@@ -493,12 +493,16 @@ export class RedisBroker implements Broker {
     try {
       for (let attempt = 0; ; attempt++) {
         try {
-          const page = await this.#history(channel, st.last);
+          let page = await this.#history(channel, st.last);
           if (this.#channels.get(channel) !== st) return;
           if (st.epoch !== undefined && page.epoch !== st.epoch) {
             st.epoch = page.epoch;
             st.last = 0;
             this.#resetListener(channel, { seq: page.seq, epoch: page.epoch });
+            // That page was read after the old epoch's position: the new epoch's first events
+            // (published before this node listened again) would be skipped. Read it from its start.
+            page = await this.#history(channel, 0);
+            if (this.#channels.get(channel) !== st) return;
           } else if (!page.recovered) {
             this.#resetListener(channel, { seq: page.seq, epoch: page.epoch });
           }
