@@ -178,7 +178,11 @@ async function startKafkaOn(options: KafkaOptions, port: number): Promise<KafkaS
   writeFileSync(log4j, LOG4J);
   const classpath = join(LIBS, '*');
   const base = [...JVM_OPTS, `-Dlog4j.configuration=file:${log4j}`, '-cp', classpath];
-  const clusterId = randomBytes(16).toString('base64url');
+  // The id's first character must not be '-': the storage tool would read it as an option
+  // (1 start in 64 failed so). Clearing the first byte's top bits makes it one of A–P.
+  const idBytes = randomBytes(16);
+  idBytes[0] = idBytes[0]! & 0x3f;
+  const clusterId = idBytes.toString('base64url');
   try {
     execFileSync(java(), [...base, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', config], { stdio: 'pipe', timeout: FORMAT_TIMEOUT_MS });
   } catch (err) {
