@@ -1,16 +1,42 @@
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
-/** A port that was free a moment ago on 127.0.0.1 (for servers that cannot take port 0). */
+/**
+ * The first port the kernel hands out as a client's source port. Ports a test picks must lie
+ * below it: a server restarted on the same port (Redis, a Redis Cluster node, Kafka) is down for
+ * a moment, and a port in the ephemeral range can be taken meanwhile as the source port of any
+ * outgoing connection on the machine, or by a client reconnecting to that very port (a TCP
+ * self-connect), and the restart then fails with "address in use" (seen: a Redis Cluster node
+ * that never came back in a full run).
+ */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (Number.isInteger(low) && low > 12_000) return low;
+  } catch {
+    // not Linux: the IANA ephemeral range starts at 49152
+  }
+  return 32_768;
+}
+
+const LOW = 10_000;
+const HIGH = ephemeralLow(); // exclusive
+
+/** A random port in [LOW, HIGH - span) that was free a moment ago on 127.0.0.1. */
+async function pickBelowEphemeral(span: number, free: (port: number) => Promise<boolean>): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const port = LOW + Math.floor(Math.random() * (HIGH - span - LOW));
+    if (await free(port)) return port;
+  }
+  throw new Error(`no free port found in ${LOW}..${HIGH - span}`);
+}
+
+/**
+ * A port that was free a moment ago on 127.0.0.1 (for servers that cannot take port 0), picked
+ * below the ephemeral range so that no client's source port can take it while its server restarts.
+ */
 export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
+  return pickBelowEphemeral(0, portIsFree);
 }
 
 export function portIsFree(port: number): Promise<boolean> {
@@ -22,12 +48,8 @@ export function portIsFree(port: number): Promise<boolean> {
 }
 
 /** A free port P whose P+offset is free too (Redis Cluster's bus port is P+10000). */
-export async function freePortPair(offset: number): Promise<number> {
-  for (let i = 0; i < 200; i++) {
-    const port = 20_000 + Math.floor(Math.random() * 25_000);
-    if ((await portIsFree(port)) && (await portIsFree(port + offset))) return port;
-  }
-  throw new Error('no free port pair found');
+export function freePortPair(offset: number): Promise<number> {
+  return pickBelowEphemeral(offset, async (port) => (await portIsFree(port)) && (await portIsFree(port + offset)));
 }
 
 export async function waitFor<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string): Promise<T> {

@@ -146,7 +146,8 @@ export async function startRedisCluster(masters = 3, replicasPerMaster = 0): Pro
   const clusterArgs = (i: number) => ['--cluster-enabled', 'yes', '--cluster-config-file', join(dirs[i]!, 'nodes.conf'), '--cluster-node-timeout', '2000'];
   const launchAll = async () => {
     for (let i = 0; i < ports.length; i++) procs[i] = launch(ports[i]!, dirs[i]!, clusterArgs(i));
-    for (const port of ports) await waitFor(() => ping(port) || undefined, 10_000, `redis cluster node ${port}`);
+    // Fails at once with what the node said if it exited (a port taken while it was down, say).
+    for (let i = 0; i < ports.length; i++) await answering(procs[i]!, ports[i]!, `redis cluster node ${ports[i]}`);
   };
   const clusterOk = () => ports.every((p) => cli(p, 'cluster', 'info').includes('cluster_state:ok'));
   const waitClusterOk = () => waitFor(() => clusterOk() || undefined, 20_000, 'cluster_state:ok on every node');
