@@ -44,7 +44,7 @@ const numberOrNull = (v: unknown) => v === null || (typeof v === 'number' && Num
 describe('switchyard bench', () => {
   it('prints one JSON object with every system measured, figures as numbers or null, nothing lost', async () => {
     const out = mkdtempSync(join(tmpdir(), 'sy-bench-test-'));
-    const args = ['bench', '--json', '--out', out, '--runs', '1', '--fanout', '10', '--fanout-3n', '10', '--idle', '30', '--idle-3n', '0', '--churn', '10', '--kill', '12', '--phase-ms', '300', '--fixed-rate', '2000'];
+    const args = ['bench', '--json', '--out', out, '--runs', '1', '--fanout', '10', '--fanout-3n', '10', '--idle', '30', '--idle-3n', '0', '--churn', '10', '--kill', '12', '--phase-ms', '300', '--fixed-rate', '2000', '--scale-nodes', '2', '--scale-fanout', '10', '--scale-idle', '20'];
     const { code, stdout, stderr } = await runCli(args, {}, 540_000).finally(() => rmSync(out, { recursive: true, force: true }));
     expect(code, stderr).toBe(0);
     const lines = stdout.trim().split('\n');
@@ -67,8 +67,16 @@ describe('switchyard bench', () => {
     const measured = withoutGo ? SYSTEMS.filter((s) => s !== 'centrifugo') : SYSTEMS;
     if (!withoutGo) expect(result.notes.some((n) => n.startsWith('centrifugo v6.9.1'))).toBe(true);
     expect(result.runs).toBe(1);
-    expect(result.scenarios.map((s) => s.name)).toEqual(['fanout-10', 'churn-10', 'idle-30', 'fanout-10-3n', 'node-kill-12-3n']);
-    for (const scenario of result.scenarios) {
+    expect(result.scenarios.map((s) => s.name)).toEqual(['fanout-10', 'churn-10', 'idle-30', 'fanout-10-3n', 'node-kill-12-3n', 'fanout-10-2n', 'idle-20-2n']);
+    // The scale rows are Switchyard's alone, on --scale-nodes nodes + Redis; nothing lost there either.
+    for (const name of ['fanout-10-2n', 'idle-20-2n']) {
+      const row = result.scenarios.find((s) => s.name === name)!;
+      expect(Object.entries(row.systems).filter(([, f]) => f !== null).map(([s]) => s)).toEqual(['switchyard']);
+      expect(row.systems['switchyard']!['lost'], name).toBe(0);
+    }
+    expect(typeof result.scenarios.find((s) => s.name === 'fanout-10-2n')!.systems['switchyard']!['msgs_per_cpu_s']).toBe('number');
+    expect(typeof result.scenarios.find((s) => s.name === 'idle-20-2n')!.systems['switchyard']!['rss_per_conn_bytes']).toBe('number');
+    for (const scenario of result.scenarios.filter((s) => !/-2n$/.test(s.name))) {
       expect(Object.keys(scenario.systems).sort()).toEqual([...SYSTEMS].sort());
       for (const ratios of [scenario.ratios, scenario.fixed_ratios, scenario.fixed_p99_added_ms]) {
         expect(Object.keys(ratios).sort()).toEqual(RATIOS);

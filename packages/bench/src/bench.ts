@@ -36,6 +36,9 @@ export const QUICK_PLAN: BenchPlan = {
   payload: [64, 256],
   pin: true,
   fixedDeliveriesPerS: 20_000,
+  scaleNodes: 5,
+  scaleIdle: [],
+  scaleFanout: [],
 };
 
 export const FULL_PLAN: BenchPlan = {
@@ -52,6 +55,8 @@ export const FULL_PLAN: BenchPlan = {
   saturateMs: 3000,
   latencyMs: 3000,
   fixedDeliveriesPerS: 100_000,
+  scaleIdle: [100_000],
+  scaleFanout: [50_000],
 };
 
 export interface BenchOptions {
@@ -68,7 +73,7 @@ const NOT_MEASURED = [
 
 function fmtScenarioName(kind: string, n: number, nodes: number): string {
   const k = n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` : String(n);
-  return `${kind}-${k}${nodes > 1 ? '-3n' : ''}`;
+  return `${kind}-${k}${nodes > 1 ? `-${nodes}n` : ''}`;
 }
 
 async function makeTokens(count: number): Promise<string> {
@@ -224,7 +229,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
   notes.push(why);
   const previousPinning = setPinning(pinning);
   const ownCpus = pinning === null ? null : pinSelf(pinning.load);
-  const maxConns = Math.max(...plan.fanout1, ...plan.fanout3, ...plan.idle1, ...plan.idle3, plan.churnSubscribers, plan.killSubscribers, 1);
+  const maxConns = Math.max(...plan.fanout1, ...plan.fanout3, ...plan.idle1, ...plan.idle3, ...plan.scaleIdle, ...plan.scaleFanout, plan.churnSubscribers, plan.killSubscribers, 1);
   const tokensFile = await makeTokens(Math.min(1000, maxConns + 64));
   const ctx: Context = {
     binary,
@@ -235,7 +240,8 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     payload: plan.payload,
     log,
   };
-  const withRedis = plan.fanout3.length > 0 || plan.idle3.length > 0 || plan.killSubscribers > 0;
+  const scale = plan.scaleNodes > 1 && plan.systems.includes('switchyard') && (plan.scaleIdle.length > 0 || plan.scaleFanout.length > 0);
+  const withRedis = plan.fanout3.length > 0 || plan.idle3.length > 0 || plan.killSubscribers > 0 || scale;
   let redis: Redis | undefined;
   let running: RunningSystem[] = [];
   const stopAll = async () => {
@@ -252,10 +258,12 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
   try {
     if (withRedis) {
       if (!redisAvailable()) {
-        notes.push('redis-server/redis-cli not installed: the 3-node scenarios and the Redis calibration were skipped.');
+        notes.push('redis-server/redis-cli not installed: the 3-node scenarios, the scale rows and the Redis calibration were skipped.');
         plan.fanout3 = [];
         plan.idle3 = [];
         plan.killSubscribers = 0;
+        plan.scaleIdle = [];
+        plan.scaleFanout = [];
       } else {
         redis = await startRedis();
         log('calibration: redis-benchmark PUBLISH');
@@ -389,6 +397,8 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
       }
       await stopAll();
     }
+
+    if (scale && redis !== undefined) await scaleRows(ctx, plan, redis, sysOpts, result, log);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -404,6 +414,61 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
   result.machine.load_avg_end = loadAverage();
   result.duration_s = Math.round((Date.now() - started) / 100) / 10;
   return result;
+}
+
+/** The soft open-file limit of this process (its children inherit it), or null where unknown. */
+function openFileLimit(): number | null {
+  const r = spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' });
+  const n = Number(r.stdout.trim());
+  return Number.isInteger(n) && n > 0 ? n : null;
+}
+
+/**
+ * The scale rows: Switchyard alone on `plan.scaleNodes` nodes + Redis. Fan-out first, on one
+ * set of nodes; then each idle size on fresh ones (memory left by the fan-out would swamp it).
+ * The RSS per connection includes Redis's (the sessions and the registry live there).
+ */
+async function scaleRows(ctx: Context, plan: BenchPlan, redis: Redis, sysOpts: SystemOptions, result: BenchResult, log: (line: string) => void): Promise<void> {
+  const nodes = plan.scaleNodes;
+  const runs = Math.min(plan.runs, 2);
+  // Connections one node takes: the open-file limit less ~5 % for Redis, the listener and the rest.
+  const fileLimit = openFileLimit();
+  const perNode = Math.floor(Math.min(fileLimit ?? 20_000, 1_000_000) * 0.95);
+  if (plan.scaleFanout.length > 0) {
+    log(`scale: switchyard on ${nodes} nodes + Redis`);
+    const sys = await startSystem('switchyard', nodes, redis, sysOpts);
+    try {
+      for (const subs of plan.scaleFanout) {
+        const name = fmtScenarioName('fanout', subs, nodes);
+        const cells: Cell[] = [];
+        for (let r = 0; r < runs; r++) {
+          log(`${name} run ${r + 1}/${runs}: switchyard`);
+          const m = await fanout(
+            ctx,
+            sys,
+            { subscribers: subs, saturateMs: plan.saturateMs, latencyMs: plan.latencyMs, window: windowFor(plan, subs), fixedDeliveriesPerS: plan.fixedDeliveriesPerS },
+            name,
+          );
+          log(`  ${fmtLine(m)}`);
+          cells.push({ system: 'switchyard', run: r, m });
+        }
+        result.scenarios.push(summarise(name, 'fanout', nodes, subs, subs, 'msgs_per_cpu_s', ['switchyard'], cells));
+      }
+    } finally {
+      await sys.stop();
+    }
+  }
+  for (const conns of plan.scaleIdle) {
+    // One process cannot hold more connections than it may open files: more nodes then.
+    const idleNodes = Math.max(nodes, Math.ceil(conns / perNode));
+    if (idleNodes > nodes) result.notes.push(`idle ${conns} ran on ${idleNodes} nodes, not ${nodes}: one process holds at most ~${perNode} connections under this machine's open-file limit (${fileLimit ?? 'unknown'}).`);
+    const name = fmtScenarioName('idle', conns, idleNodes);
+    log(`${name}: switchyard on ${idleNodes} fresh nodes + Redis`);
+    const fresh = await startSystem('switchyard', idleNodes, redis, sysOpts);
+    const m = await idle(ctx, fresh, conns).finally(() => fresh.stop());
+    log(`  rss/conn ${fmt(m.rss_per_conn_bytes)} B (Redis included), kernel/conn ${fmt(m.kmem_per_conn_bytes)} B`);
+    result.scenarios.push(summarise(name, 'idle', idleNodes, null, conns, 'rss_per_conn_bytes', ['switchyard'], [{ system: 'switchyard', run: 0, m }]));
+  }
 }
 
 /**

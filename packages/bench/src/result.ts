@@ -36,6 +36,13 @@ export interface BenchPlan {
   pin: boolean;
   /** Deliveries per second of the fixed-rate fan-out phase, the same for every system (0: none). */
   fixedDeliveriesPerS: number;
+  /**
+   * Scale rows: Switchyard alone on `scaleNodes` nodes + Redis (the peers are measured up to 3
+   * nodes; this is how far one machine takes Switchyard), idle connections and fan-out sizes.
+   */
+  scaleNodes: number;
+  scaleIdle: number[];
+  scaleFanout: number[];
 }
 
 export type FigureKey =

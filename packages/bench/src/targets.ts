@@ -27,6 +27,9 @@ export function evaluateTargets(r: BenchResult): Target[] {
   check('added p99 at 50% load ≤ 1 ms over uws_raw, 1 node', fan(1), (s) => s.p99_added_ms['switchyard/uws_raw'], (v) => v <= 1);
   check('added p99 at 50% load ≤ 3 ms over uws_raw, 3 nodes', fan(3), (s) => s.p99_added_ms['switchyard/uws_raw'], (v) => v <= 3);
   check('RSS per idle authenticated connection ≤ 0.05 × centrifugo', idles, (s) => s.ratios['switchyard/centrifugo'], (v) => v <= 0.05);
+  // The scale rows: measured (Switchyard alone, past 3 nodes), nothing lost; no bound is set on them.
+  const scaleRows = r.scenarios.filter((s) => s.nodes > 3);
+  check('scale rows (idle connections and fan-out past 3 nodes, switchyard alone) measured, nothing lost', scaleRows, (s) => s.systems['switchyard']?.lost ?? null, (v) => v === 0);
   check('zero lost events in every scenario, node kill included (switchyard)', r.scenarios, (s) => s.systems['switchyard']?.lost ?? null, (v) => v === 0);
   return targets;
 }

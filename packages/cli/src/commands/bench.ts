@@ -44,6 +44,9 @@ export async function bench(argv: string[]): Promise<void> {
     chart: { type: 'string' },
     'no-pin': { type: 'boolean' },
     'fixed-rate': { type: 'string' },
+    'scale-nodes': { type: 'string' },
+    'scale-idle': { type: 'string' },
+    'scale-fanout': { type: 'string' },
   });
   const plan: Partial<BenchPlan> = {};
   const runs = whole(values.runs, '--runs');
@@ -85,6 +88,15 @@ export async function bench(argv: string[]): Promise<void> {
   if (values['no-pin'] === true) plan.pin = false;
   const fixed = whole(values['fixed-rate'], '--fixed-rate');
   if (fixed !== undefined) plan.fixedDeliveriesPerS = fixed;
+  const scaleNodes = whole(values['scale-nodes'], '--scale-nodes');
+  if (scaleNodes !== undefined) {
+    if (scaleNodes < 2) throw new UsageError('--scale-nodes must be at least 2 (the scale rows are a cluster on Redis)');
+    plan.scaleNodes = scaleNodes;
+  }
+  const scaleIdle = sizes(values['scale-idle'], '--scale-idle');
+  if (scaleIdle !== undefined) plan.scaleIdle = scaleIdle;
+  const scaleFanout = sizes(values['scale-fanout'], '--scale-fanout');
+  if (scaleFanout !== undefined) plan.scaleFanout = scaleFanout;
   const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
   const result = await runBench({ quick: values.quick === true, plan, log });
 
