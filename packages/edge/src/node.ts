@@ -11,6 +11,7 @@ import type { EdgeConfig } from './config.js';
 import type { SocketData } from './connection.js';
 import { NodeSampler } from './console/sampler.js';
 import { mayRead, sleep, type EdgeContext, type Lifecycle } from './context.js';
+import { guarded, openHandler } from './guard.js';
 import { HttpRoutes, commonHeaders, originAllowed } from './http-routes.js';
 import { Hub } from './hub.js';
 import type { JobAccess } from './job-access.js';
@@ -165,7 +166,7 @@ export class EdgeNode {
       // is contained and logged, and only the connection concerned is affected.
       upgrade: (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) =>
         this.#guard('upgrade', () => client.onUpgrade(res, req, context), () => res.close()),
-      open: (ws: WebSocket<SocketData>) => this.#guard('open', () => client.onOpen(ws), () => ws.end(1011, 'internal_error')),
+      open: openHandler<WebSocket<SocketData>>(this.log, (ws) => client.onOpen(ws)),
       message: (ws: WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean) =>
         this.#guard('message', () => client.onMessage(ws, message, isBinary)),
       drain: (ws: WebSocket<SocketData>) => this.#guard('drain', () => client.onDrain(ws.getUserData().conn)),
@@ -214,16 +215,7 @@ export class EdgeNode {
   }
 
   #guard(where: string, fn: () => void, recover?: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      this.log.error({ err, where }, 'handler failed');
-      try {
-        recover?.();
-      } catch {
-        /* the socket is already gone */
-      }
-    }
+    guarded(this.log, where, fn, recover);
   }
 
   /** Server-Sent Events (sse.ts) reuse the WebSocket client's admission, join, limits and close. */
