@@ -101,8 +101,7 @@ export class AuthSessions {
       if (!ctx.admission.authenticate()) return this.authFail(conn, ErrorCode.TooManyConnections, 'too_many_connections', CloseCode.TooManyConnections);
       conn.admittedAs = 'authenticated';
     }
-    const mine = ctx.byUser.get(claims.sub);
-    if (mine !== undefined && mine.size >= config.maxConnectionsPerUser) {
+    if (ctx.byUser.count(claims.sub) >= config.maxConnectionsPerUser) {
       return this.authFail(conn, ErrorCode.TooManyConnections, 'too_many_connections', CloseCode.TooManyConnections);
     }
     // Reserve the slot before any await so two racing connections of one user cannot both pass.
@@ -251,20 +250,13 @@ export class AuthSessions {
   }
 
   #addToUser(conn: Connection): void {
-    let set = this.#ctx.byUser.get(conn.userId);
-    if (set === undefined) {
-      set = new Set();
-      this.#ctx.byUser.set(conn.userId, set);
-    }
-    set.add(conn);
+    this.#ctx.byUser.add(conn.userId, conn);
   }
 
   /** A closed connection leaves its user's connections, here and in the cluster's count. */
   removeFromUser(conn: Connection): void {
-    const mine = this.#ctx.byUser.get(conn.userId);
-    if (mine === undefined) return;
-    mine.delete(conn);
-    if (mine.size === 0) this.#ctx.byUser.delete(conn.userId);
+    if (this.#ctx.byUser.count(conn.userId) === 0) return;
+    this.#ctx.byUser.remove(conn.userId, conn);
     this.#ctx.registry.removeConnection(conn.id, conn.userId);
   }
 

@@ -9,6 +9,7 @@ import type { JobAccess } from './job-access.js';
 import type { EdgeMetrics } from './metrics.js';
 import { canSubscribe } from './permissions.js';
 import type { EdgePresence } from './presence.js';
+import type { UserIndex } from './user-index.js';
 
 export type Lifecycle = 'new' | 'starting' | 'serving' | 'draining' | 'stopped';
 
@@ -31,7 +32,7 @@ export interface EdgeContext {
   readonly presence: EdgePresence;
   readonly conns: Set<Connection>;
   readonly byId: Map<string, Connection>;
-  readonly byUser: Map<string, Set<Connection>>;
+  readonly byUser: UserIndex<Connection>;
   readonly bySession: Map<string, Connection>;
   readonly startedAt: number;
   state: Lifecycle;

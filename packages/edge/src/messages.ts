@@ -117,7 +117,7 @@ export class Messages {
 
   #deliverDirectToUser(userId: string, exceptConnId: string, frame: string): number {
     let n = 0;
-    for (const c of this.#deps.byUser.get(userId) ?? []) {
+    for (const c of this.#deps.byUser.of(userId)) {
       if (c.id !== exceptConnId && c.state === 'ready') {
         c.send(frame);
         n++;

@@ -14,6 +14,7 @@ import { mayRead, sleep, type EdgeContext, type Lifecycle } from './context.js';
 import { guarded, openHandler } from './guard.js';
 import { HttpRoutes, commonHeaders, originAllowed } from './http-routes.js';
 import { Hub } from './hub.js';
+import { UserIndex } from './user-index.js';
 import type { JobAccess } from './job-access.js';
 import { createEdgeJobs } from './jobs.js';
 import { Messages } from './messages.js';
@@ -104,7 +105,7 @@ export class EdgeNode {
       presence,
       conns: new Set(),
       byId: new Map(),
-      byUser: new Map(),
+      byUser: new UserIndex(),
       bySession: new Map(),
       startedAt: Date.now(),
       state: 'new',

@@ -73,12 +73,13 @@ export class ReplayBudget {
 
 /** Per connection: replays waiting for its socket to drain. */
 export class ReplayGate {
-  readonly #waiters = new Set<() => void>();
+  /** Made on the first wait: every connection has a gate, few ever wait on it. */
+  #waiters: Set<() => void> | undefined;
   /** Since when a replay has been waiting on a socket that does not drain; undefined: it drains. */
   stalledSince: number | undefined;
 
   get waiting(): boolean {
-    return this.#waiters.size > 0;
+    return this.#waiters !== undefined && this.#waiters.size > 0;
   }
 
   /**
@@ -92,15 +93,16 @@ export class ReplayGate {
         return true;
       }
       this.stalledSince ??= Date.now();
-      await new Promise<void>((resolve) => this.#waiters.add(resolve));
+      await new Promise<void>((resolve) => (this.#waiters ??= new Set()).add(resolve));
     }
     return false;
   }
 
   /** Lets every waiting replay look again. */
   wake(): void {
-    const waiters = [...this.#waiters];
-    this.#waiters.clear();
+    const waiters = this.#waiters;
+    if (waiters === undefined || waiters.size === 0) return;
+    this.#waiters = undefined;
     for (const w of waiters) w();
   }
 

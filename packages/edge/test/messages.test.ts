@@ -2,12 +2,13 @@ import { describe, expect, it } from 'vitest';
 import type { Connection } from '../src/connection.js';
 import { Messages } from '../src/messages.js';
 import { encodeNodeMessage } from '../src/node-messages.js';
+import { UserIndex } from '../src/user-index.js';
 import { FakeTopics, readyClient, services } from './fakes.js';
 
 function setup() {
   const s = services();
   const byId = new Map<string, Connection>();
-  const byUser = new Map<string, Set<Connection>>();
+  const byUser = new UserIndex<Connection>();
   const handovers: string[] = [];
   const local: [string, string][] = [];
   const messages = new Messages(
@@ -19,9 +20,7 @@ function setup() {
   const client = (sub: string) => {
     const c = readyClient(topics, sub);
     byId.set(c.conn.id, c.conn);
-    let set = byUser.get(sub);
-    if (set === undefined) byUser.set(sub, (set = new Set()));
-    set.add(c.conn);
+    byUser.add(sub, c.conn);
     return c;
   };
   return { ...s, messages, client, handovers, local };
