@@ -44,7 +44,7 @@ const numberOrNull = (v: unknown) => v === null || (typeof v === 'number' && Num
 describe('switchyard bench', () => {
   it('prints one JSON object with every system measured, figures as numbers or null, nothing lost', async () => {
     const out = mkdtempSync(join(tmpdir(), 'sy-bench-test-'));
-    const args = ['bench', '--json', '--out', out, '--runs', '1', '--fanout', '10', '--fanout-3n', '10', '--idle', '30', '--idle-3n', '0', '--churn', '10', '--kill', '12', '--phase-ms', '300', '--fixed-rate', '2000', '--scale-nodes', '2', '--scale-fanout', '10', '--scale-idle', '20'];
+    const args = ['bench', '--json', '--out', out, '--runs', '1', '--fanout', '10', '--fanout-3n', '10', '--idle', '30', '--idle-3n', '0', '--churn', '10', '--kill', '12', '--phase-ms', '300', '--fixed-rate', '2000', '--scale-nodes', '2', '--scale-fanout', '10', '--scale-idle', '20', '--profile', join(out, 'profiles')];
     const { code, stdout, stderr } = await runCli(args, {}, 540_000).finally(() => rmSync(out, { recursive: true, force: true }));
     expect(code, stderr).toBe(0);
     const lines = stdout.trim().split('\n');
@@ -53,6 +53,7 @@ describe('switchyard bench', () => {
       runs: number;
       notes: string[];
       not_measured: string[];
+      profiles?: { file: string; samples: number; top: { frame: string; self_pct: number }[]; by_file: { frame: string; self_pct: number }[] }[];
       scenarios: {
         name: string;
         kind: string;
@@ -67,6 +68,14 @@ describe('switchyard bench', () => {
     const measured = withoutGo ? SYSTEMS.filter((s) => s !== 'centrifugo') : SYSTEMS;
     if (!withoutGo) expect(result.notes.some((n) => n.startsWith('centrifugo v6.9.1'))).toBe(true);
     expect(result.runs).toBe(1);
+    // --profile: every Switchyard node that was stopped (not killed) wrote a CPU profile, summarised.
+    expect(result.profiles?.length).toBeGreaterThanOrEqual(3);
+    for (const p of result.profiles!) {
+      expect(p.samples, p.file).toBeGreaterThan(0);
+      expect(p.top.length).toBeGreaterThan(0);
+      expect(p.by_file.reduce((sum, r) => sum + r.self_pct, 0)).toBeLessThanOrEqual(100.5);
+    }
+    expect(result.profiles!.some((p) => p.by_file.some((r) => r.frame.startsWith('packages/edge/src/')))).toBe(true);
     expect(result.scenarios.map((s) => s.name)).toEqual(['fanout-10', 'churn-10', 'idle-30', 'fanout-10-3n', 'node-kill-12-3n', 'fanout-10-2n', 'idle-20-2n']);
     // The scale rows are Switchyard's alone, on --scale-nodes nodes + Redis; nothing lost there either.
     for (const name of ['fanout-10-2n', 'idle-20-2n']) {

@@ -1,11 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { CENTRIFUGO_VERSION, ensureCentrifugo } from './centrifugo.js';
 import { buildLoadgen } from './native.js';
 import { pinSelf, planPinning, setPinning } from './pin.js';
+import { summariseProfiles } from './profile.js';
 import { loadAverage, machineInfo } from './proc.js';
 import { fanout, idle, nodeKill, type Context, type Measurement } from './scenarios.js';
 import { maxOf, median, minOf, sig } from './stats.js';
@@ -64,6 +65,8 @@ export interface BenchOptions {
   plan?: Partial<BenchPlan>;
   /** Progress lines (stderr in the CLI). */
   log?: (line: string) => void;
+  /** Run Switchyard's nodes under V8's CPU profiler, profiles written here and summarised in the result. */
+  profileDir?: string;
 }
 
 
@@ -214,6 +217,11 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
   log('building the load client (gcc)');
   const binary = buildLoadgen();
   const sysOpts: SystemOptions = {};
+  if (options.profileDir !== undefined) {
+    mkdirSync(options.profileDir, { recursive: true });
+    sysOpts.profileDir = options.profileDir;
+    notes.push(`--profile: Switchyard's nodes ran under V8's CPU profiler (--cpu-prof, profiles in ${options.profileDir}); its figures carry the profiler's overhead.`);
+  }
   if (plan.systems.includes('centrifugo')) {
     const built = await ensureCentrifugo(log);
     if ('binary' in built) {
@@ -409,6 +417,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     rmSync(tokensFile, { force: true });
     rmSync(join(tokensFile, '..'), { recursive: true, force: true });
   }
+  if (options.profileDir !== undefined) result.profiles = summariseProfiles(options.profileDir, ROOT);
   result.runs = Math.max(0, ...result.scenarios.map((s) => s.runs));
   result.targets = evaluateTargets(result);
   result.machine.load_avg_end = loadAverage();

@@ -9,4 +9,6 @@ export { renderFanoutSvg } from './chart.js';
 export { renderMarkdown } from './report.js';
 export { buildLoadgen, LOADGEN_SOURCE } from './native.js';
 export { SYSTEMS } from './systems.js';
+export { summariseProfile, summariseProfiles } from './profile.js';
+export type { ProfileRow, ProfileSummary } from './profile.js';
 export type { SystemName } from './systems.js';

@@ -82,5 +82,15 @@ export function renderMarkdown(r: BenchResult): string {
   out.push('');
   if (r.notes.length > 0) out.push(...r.notes.map((n) => `- ${n}`), '');
   out.push('Not measured:', '', ...r.not_measured.map((n) => `- ${n}`), '');
+  for (const p of r.profiles ?? []) {
+    out.push(`CPU profile \`${p.file}\` (${p.samples} samples over ${p.duration_s} s, idle left out), self time:`, '');
+    out.push('| by file | % | | hottest frames | % |', '| --- | ---: | --- | --- | ---: |');
+    for (let i = 0; i < Math.max(p.by_file.length, p.top.length); i++) {
+      const f = p.by_file[i];
+      const t = p.top[i];
+      out.push(`| ${f?.frame ?? ''} | ${f?.self_pct ?? ''} | | ${t?.frame ?? ''} | ${t?.self_pct ?? ''} |`);
+    }
+    out.push('');
+  }
   return out.join('\n');
 }

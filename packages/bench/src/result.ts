@@ -1,3 +1,4 @@
+import type { ProfileSummary } from './profile.js';
 import type { MachineInfo } from './proc.js';
 import type { SystemName } from './systems.js';
 
@@ -164,4 +165,6 @@ export interface BenchResult {
   targets: Target[];
   notes: string[];
   not_measured: string[];
+  /** With `--profile DIR`: the CPU profile of each Switchyard node, summarised (self time). */
+  profiles?: ProfileSummary[];
 }

@@ -29,6 +29,12 @@ export const PROTO: Record<SystemName, Proto> = { switchyard: 'sy', uws_raw: 'ra
 /** What a system needs from the bench beyond its name: Centrifugo's binary, built at bench start. */
 export interface SystemOptions {
   centrifugoBinary?: string;
+  /**
+   * Switchyard's nodes run with V8's CPU profiler (`--cpu-prof`) and write a `.cpuprofile`
+   * here when they stop; they are then stopped with SIGTERM (a short drain) instead of SIGKILL,
+   * since a profile is written only on a normal exit.
+   */
+  profileDir?: string;
 }
 
 /** A bench-only secret, for the JWTs every authenticated client presents. */
@@ -107,6 +113,8 @@ export interface Node {
   readonly lines: string[];
   /** Removed when the node is stopped (Centrifugo's configuration). */
   readonly dir?: string;
+  /** Stopped with SIGTERM first (a profiled node writes its profile on a normal exit). */
+  readonly graceful?: boolean;
 }
 
 export interface RunningSystem {
@@ -152,7 +160,8 @@ async function startNode(name: SystemName, index: number, redisUrl: string | und
   else delete base['REDIS_URL'];
   let args: string[];
   if (name === 'switchyard') {
-    args = [...NODE_ARGS, CLI, 'edge'];
+    const profile = opts.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`];
+    args = [...NODE_ARGS, ...profile, CLI, 'edge'];
     Object.assign(base, {
       HOST: '127.0.0.1',
       WORKER_ID: `bench-${index}`,
@@ -167,6 +176,8 @@ async function startNode(name: SystemName, index: number, redisUrl: string | und
       MAX_TOTAL_CONNECTIONS: '1000000',
       // The bench places clients on nodes itself; shedding them mid-measurement would skew it.
       REBALANCE: 'false',
+      // Profiled nodes are stopped with SIGTERM: clients are told to go at once, no drain wait.
+      ...(opts.profileDir !== undefined && { DRAIN_TIMEOUT_MS: '500' }),
     });
     delete base['REDIS_CLUSTER_NODES'];
     delete base['JWT_PUBLIC_KEY'];
@@ -207,11 +218,21 @@ async function startNode(name: SystemName, index: number, redisUrl: string | und
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
     throw new Error(`${name} node ${index} did not start: ${(err as Error).message}\n${lines.slice(-20).join('\n')}`);
   }
-  return { port, proc, pid: proc.pid!, lines, ...(dir !== undefined && { dir }) };
+  return { port, proc, pid: proc.pid!, lines, ...(dir !== undefined && { dir }), graceful: name === 'switchyard' && opts.profileDir !== undefined };
+}
+
+/** SIGTERM, then SIGKILL if the process has not exited within `graceMs`. */
+async function terminate(proc: ChildProcess, graceMs: number): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGTERM');
+  const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
 }
 
 async function stopNode(n: Node): Promise<void> {
-  await killProc(n.proc);
+  await (n.graceful === true ? terminate(n.proc, 15_000) : killProc(n.proc));
   if (n.dir !== undefined) rmSync(n.dir, { recursive: true, force: true });
 }
 

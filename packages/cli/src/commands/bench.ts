@@ -47,6 +47,7 @@ export async function bench(argv: string[]): Promise<void> {
     'scale-nodes': { type: 'string' },
     'scale-idle': { type: 'string' },
     'scale-fanout': { type: 'string' },
+    profile: { type: 'string' },
   });
   const plan: Partial<BenchPlan> = {};
   const runs = whole(values.runs, '--runs');
@@ -98,7 +99,8 @@ export async function bench(argv: string[]): Promise<void> {
   const scaleFanout = sizes(values['scale-fanout'], '--scale-fanout');
   if (scaleFanout !== undefined) plan.scaleFanout = scaleFanout;
   const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
-  const result = await runBench({ quick: values.quick === true, plan, log });
+  const profileDir = typeof values.profile === 'string' ? resolve(values.profile) : undefined;
+  const result = await runBench({ quick: values.quick === true, plan, log, ...(profileDir !== undefined && { profileDir }) });
 
   const outDir = resolve(typeof values.out === 'string' ? values.out : 'bench-results');
   mkdirSync(outDir, { recursive: true });
