@@ -16,7 +16,11 @@ export class EdgeMetrics {
   /** Plain totals for /stats, kept beside the labelled counters so /stats needs no scrape. */
   messagesIn = 0;
   messagesOut = 0;
-  readonly #children = new Map<string, ReturnType<Counter<'type' | 'direction'>['labels']>>();
+  /**
+   * Counts since the last scrape, by direction and type: a frame costs an add here, and
+   * prom-client (which hashes the label set on every `inc`) sees them once per scrape.
+   */
+  readonly #pending = new Map<string, { type: string; direction: Direction; n: number }>();
 
   constructor(workerId: string) {
     this.registry.setDefaultLabels({});
@@ -28,11 +32,19 @@ export class EdgeMetrics {
       registers: [this.registry],
     });
     this.connections.labels(workerId).set(0);
+    const pending = this.#pending;
     this.messages = new Counter({
       name: 'switchyard_messages_total',
       help: 'WebSocket frames by type and direction (out counts each delivery to a socket)',
       labelNames: ['type', 'direction'],
       registers: [this.registry],
+      collect() {
+        for (const p of pending.values()) {
+          if (p.n === 0) continue;
+          this.labels(p.type, p.direction).inc(p.n);
+          p.n = 0;
+        }
+      },
     });
     this.sessionDuration = new Histogram({
       name: 'switchyard_session_duration_seconds',
@@ -91,12 +103,9 @@ export class EdgeMetrics {
   count(type: string, direction: Direction, n = 1): void {
     if (n <= 0) return;
     const key = direction + type;
-    let child = this.#children.get(key);
-    if (child === undefined) {
-      child = this.messages.labels(type, direction);
-      this.#children.set(key, child);
-    }
-    child.inc(n);
+    const p = this.#pending.get(key);
+    if (p === undefined) this.#pending.set(key, { type, direction, n });
+    else p.n += n;
     if (direction === 'in') this.messagesIn += n;
     else this.messagesOut += n;
   }
