@@ -425,13 +425,6 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
   return result;
 }
 
-/** The soft open-file limit of this process (its children inherit it), or null where unknown. */
-function openFileLimit(): number | null {
-  const r = spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' });
-  const n = Number(r.stdout.trim());
-  return Number.isInteger(n) && n > 0 ? n : null;
-}
-
 /**
  * The scale rows: Switchyard alone on `plan.scaleNodes` nodes + Redis. Fan-out first, on one
  * set of nodes; then each idle size on fresh ones (memory left by the fan-out would swamp it).
@@ -441,7 +434,8 @@ async function scaleRows(ctx: Context, plan: BenchPlan, redis: Redis, sysOpts: S
   const nodes = plan.scaleNodes;
   const runs = Math.min(plan.runs, 2);
   // Connections one node takes: the open-file limit less ~5 % for Redis, the listener and the rest.
-  const fileLimit = openFileLimit();
+  // The limit of this process (machineInfo read it), which its children inherit.
+  const fileLimit = result.machine.open_files_limit;
   const perNode = Math.floor(Math.min(fileLimit ?? 20_000, 1_000_000) * 0.95);
   if (plan.scaleFanout.length > 0) {
     log(`scale: switchyard on ${nodes} nodes + Redis`);
